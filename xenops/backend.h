@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * backend: the interface between atoms and whatever runs domains. Two
+ * implementations: backend_sim (in-process simulator, the default) and
+ * backend_xenlight (libxl/libxenctrl/libxenstore). Atoms call only these
+ * operations; storage (SM) calls are not the backend's business (see
+ * sm/sm.h): the backend creates and removes the block *device* given the
+ * params that the SM attach produced.
+ *
+ * Contract:
+ * - Every operation returns 0 or an xo_err, with the wire detail set by the
+ *   backend where it detects the failure (e.g. Does_not_exist ["VM", id]).
+ * - Operations on one VM are serialised by the caller (per-VM queue), but
+ *   different VMs' operations run concurrently: backends lock internally.
+ * - Mandatory operations are all of struct backend_ops except those marked
+ *   optional; a NULL optional operation makes backend_* return
+ *   XO_EUNSUPPORTED (Unimplemented).
+ */
+#ifndef XENOPS_BACKEND_H
+#define XENOPS_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum backend_power {
+    BACKEND_HALTED,
+    BACKEND_RUNNING,
+    BACKEND_PAUSED,
+    BACKEND_SUSPENDED,
+};
+
+/* "Halted", "Running", "Paused", "Suspended" (the wire names). */
+const char *backend_power_name(enum backend_power p);
+
+/* What VM_create needs from the Vm.t. */
+struct backend_vm_config {
+    int64_t memory_bytes;     /* memory_static_max */
+    int vcpus;
+    bool hvm;
+    const char *final_id;     /* migration: the id this VM will take, or
+                                 NULL */
+};
+
+struct backend_vm_state {
+    enum backend_power power;
+    int domid;                /* -1 when there is no domain */
+    bool built;
+    char action_request[16];  /* "" none, "poweroff", "reboot", ... */
+    int64_t memory_bytes;     /* memory the domain owns */
+    double last_start_time;   /* epoch seconds of VM_create */
+    uint64_t heartbeat;       /* simulator: guest ticks so far */
+};
+
+struct backend_vbd_state {
+    bool active;              /* VBD_set_active */
+    bool plugged;             /* a block device exists in the domain */
+    char params[256];         /* the device's backend params, "" if none */
+};
+
+/* Flags of vm_save. */
+#define BACKEND_SAVE_LIVE 0x1
+
+struct backend;
+
+struct backend_ops {
+    const char *name;
+
+    /* --- mandatory --- */
+    void (*destroy)(struct backend *b);
+    /* Create an empty paused domain (Already_exists if one exists). */
+    int (*vm_create)(struct backend *b, const char *vm,
+                     const struct backend_vm_config *cfg);
+    int (*vm_build)(struct backend *b, const char *vm, bool force);
+    /* Pause/unpause need a built domain (Domain_not_built). Unpause of a
+     * running domain succeeds with no change (xenopsd). */
+    int (*vm_pause)(struct backend *b, const char *vm);
+    int (*vm_unpause)(struct backend *b, const char *vm);
+    /* Destroy the domain; no domain is fine (idempotent). */
+    int (*vm_destroy)(struct backend *b, const char *vm);
+    /* Move the domain and every backend record of old to new. No domain
+     * for old is fine. Already_exists if new has one. */
+    int (*vm_rename)(struct backend *b, const char *old_id,
+                     const char *new_id);
+    /* Write the memory image to fd, leaving the domain suspended. */
+    int (*vm_save)(struct backend *b, const char *vm, int fd,
+                   unsigned flags, const volatile bool *cancel);
+    /* Read a memory image from fd into the (created) domain. */
+    int (*vm_restore)(struct backend *b, const char *vm, int fd,
+                      const volatile bool *cancel);
+    /* NULL request clears it (the domain becomes "survivable"). */
+    int (*vm_set_action_request)(struct backend *b, const char *vm,
+                                 const char *request);
+    /* Ask the guest to shut down (reason "Halt", "Reboot", "Suspend",
+     * "PowerOff"); wait at most timeout_s. */
+    int (*vm_shutdown_domain)(struct backend *b, const char *vm,
+                              const char *reason, double timeout_s);
+    /* State of the VM's domain; power Halted and domid -1 if none. */
+    int (*vm_get_state)(struct backend *b, const char *vm,
+                        struct backend_vm_state *st);
+
+    int (*vbd_set_active)(struct backend *b, const char *vm,
+                          const char *dev, bool active);
+    /* Create the block device in the domain from attach params. A VBD that
+     * is not active is refused (XO_EINVAL detail). Already plugged:
+     * Already_exists. */
+    int (*vbd_add_device)(struct backend *b, const char *vm,
+                          const char *dev, const char *params, bool rw);
+    /* Remove the device; a missing domain or device is fine. */
+    int (*vbd_remove_device)(struct backend *b, const char *vm,
+                             const char *dev, bool force);
+    int (*vbd_get_state)(struct backend *b, const char *vm, const char *dev,
+                         struct backend_vbd_state *st);
+
+    int (*vif_set_active)(struct backend *b, const char *vm,
+                          const char *dev, bool active);
+    int (*vif_plug)(struct backend *b, const char *vm, const char *dev);
+    int (*vif_unplug)(struct backend *b, const char *vm, const char *dev,
+                      bool force);
+    /* plugged_r: a network device exists for it. */
+    int (*vif_get_state)(struct backend *b, const char *vm, const char *dev,
+                         bool *active_r, bool *plugged_r);
+
+    /* --- optional --- */
+    /* Backend-specific diagnostics as a JSON object text (caller frees). */
+    char *(*diagnostics)(struct backend *b);
+};
+
+struct backend {
+    const struct backend_ops *ops;
+    void *priv;
+};
+
+#endif

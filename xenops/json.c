@@ -1,0 +1,376 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "errors.h"
+#include "json.h"
+#include "xalloc.h"
+
+/*
+ * yajl's tree parser has no depth limit and builds the tree without
+ * recursion, but freeing and walking it recurses. Counting brackets outside
+ * strings before parsing bounds both.
+ */
+static int
+json_depth_ok(const char *text, size_t len)
+{
+    int depth = 0;
+    bool in_str = false;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+            continue;
+        }
+        if (c == '"') {
+            in_str = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > JSON_MAX_DEPTH)
+                return 0;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return 1;
+}
+
+int
+json_parse(const char *text, size_t len, yajl_val *tree_r)
+{
+    char errbuf[256];
+    char *copy = NULL;
+    yajl_val tree;
+    int rc;
+
+    *tree_r = NULL;
+    if (memchr(text, '\0', len)) {
+        rc = xo_err_internal_code(XO_EINVAL, "JSON input contains a NUL byte");
+        goto out;
+    }
+    if (!json_depth_ok(text, len)) {
+        rc = xo_err_internal_code(XO_EINVAL, "JSON nested deeper than %d",
+                                  JSON_MAX_DEPTH);
+        goto out;
+    }
+    copy = xstrndup(text, len);
+    errbuf[0] = '\0';
+    tree = yajl_tree_parse(copy, errbuf, sizeof(errbuf));
+    if (!tree) {
+        /* yajl's message spans lines; keep the first. */
+        errbuf[strcspn(errbuf, "\n")] = '\0';
+        rc = xo_err_internal_code(XO_EINVAL, "malformed JSON: %s",
+                                  errbuf[0] ? errbuf : "parse error");
+        goto out;
+    }
+    *tree_r = tree;
+    rc = 0;
+out:
+    free(copy);
+    return rc;
+}
+
+yajl_val
+json_get(yajl_val obj, const char *key)
+{
+    if (!obj || !YAJL_IS_OBJECT(obj))
+        return NULL;
+    for (size_t i = 0; i < obj->u.object.len; i++) {
+        if (strcasecmp(obj->u.object.keys[i], key) == 0)
+            return obj->u.object.values[i];
+    }
+    return NULL;
+}
+
+const char *
+json_get_str(yajl_val obj, const char *key)
+{
+    yajl_val v = json_get(obj, key);
+
+    return (v && YAJL_IS_STRING(v)) ? v->u.string : NULL;
+}
+
+int
+json_get_bool(yajl_val obj, const char *key, bool dflt, bool *r)
+{
+    yajl_val v = json_get(obj, key);
+
+    if (!v || YAJL_IS_NULL(v)) {
+        *r = dflt;
+        return 0;
+    }
+    if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
+        *r = YAJL_IS_TRUE(v);
+        return 0;
+    }
+    return xo_err_internal_code(XO_EINVAL, "'%s' must be a boolean", key);
+}
+
+int
+json_to_int64(yajl_val v, int64_t *r)
+{
+    char *end;
+    long long n;
+
+    if (v && YAJL_IS_INTEGER(v)) {
+        *r = YAJL_GET_INTEGER(v);
+        return 0;
+    }
+    if (v && YAJL_IS_STRING(v) && v->u.string[0]) {
+        errno = 0;
+        n = strtoll(v->u.string, &end, 10);
+        if (errno == 0 && *end == '\0') {
+            *r = n;
+            return 0;
+        }
+    }
+    return XO_EINVAL;
+}
+
+int
+json_to_double(yajl_val v, double *r)
+{
+    char *end;
+    double d;
+
+    if (v && YAJL_IS_NUMBER(v)) {
+        *r = YAJL_IS_INTEGER(v) ? (double)YAJL_GET_INTEGER(v)
+                                : YAJL_GET_DOUBLE(v);
+        return 0;
+    }
+    if (v && YAJL_IS_STRING(v) && v->u.string[0]) {
+        errno = 0;
+        d = strtod(v->u.string, &end);
+        if (errno == 0 && *end == '\0' && isfinite(d)) {
+            *r = d;
+            return 0;
+        }
+    }
+    return XO_EINVAL;
+}
+
+int
+json_get_int64(yajl_val obj, const char *key, int64_t dflt, int64_t *r)
+{
+    yajl_val v = json_get(obj, key);
+
+    if (!v || YAJL_IS_NULL(v)) {
+        *r = dflt;
+        return 0;
+    }
+    if (json_to_int64(v, r) == 0)
+        return 0;
+    return xo_err_internal_code(XO_EINVAL, "'%s' must be an integer", key);
+}
+
+int
+json_get_double(yajl_val obj, const char *key, double dflt, double *r)
+{
+    yajl_val v = json_get(obj, key);
+
+    if (!v || YAJL_IS_NULL(v)) {
+        *r = dflt;
+        return 0;
+    }
+    if (json_to_double(v, r) == 0)
+        return 0;
+    return xo_err_internal_code(XO_EINVAL, "'%s' must be a number", key);
+}
+
+bool
+json_is_array(yajl_val v)
+{
+    return v && YAJL_IS_ARRAY(v);
+}
+
+size_t
+json_array_len(yajl_val v)
+{
+    return json_is_array(v) ? v->u.array.len : 0;
+}
+
+yajl_val
+json_array_at(yajl_val v, size_t i)
+{
+    return i < json_array_len(v) ? v->u.array.values[i] : NULL;
+}
+
+yajl_gen
+json_gen_new(void)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+
+    if (!g)
+        abort();
+    yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+    return g;
+}
+
+char *
+json_gen_take(yajl_gen g)
+{
+    const unsigned char *buf;
+    size_t len;
+    char *s;
+
+    yajl_gen_get_buf(g, &buf, &len);
+    s = xstrndup((const char *)buf, len);
+    yajl_gen_free(g);
+    return s;
+}
+
+void
+json_gen_str(yajl_gen g, const char *s)
+{
+    /* Invalid UTF-8 is refused by the generator; emit a placeholder rather
+     * than an unterminated document. */
+    if (yajl_gen_string(g, (const unsigned char *)s, strlen(s)) ==
+        yajl_gen_invalid_string)
+        yajl_gen_string(g, (const unsigned char *)"<invalid utf-8>", 15);
+}
+
+void
+json_gen_int(yajl_gen g, long long v)
+{
+    yajl_gen_integer(g, v);
+}
+
+void
+json_gen_double(yajl_gen g, double v)
+{
+    if (!isfinite(v))
+        v = 0;
+    yajl_gen_double(g, v);
+}
+
+void
+json_gen_bool(yajl_gen g, bool v)
+{
+    yajl_gen_bool(g, v);
+}
+
+void
+json_gen_null(yajl_gen g)
+{
+    yajl_gen_null(g);
+}
+
+void
+json_gen_tree(yajl_gen g, yajl_val v)
+{
+    if (!v) {
+        yajl_gen_null(g);
+        return;
+    }
+    switch (v->type) {
+    case yajl_t_string:
+        json_gen_str(g, v->u.string);
+        break;
+    case yajl_t_number:
+        if (YAJL_IS_INTEGER(v))
+            yajl_gen_integer(g, YAJL_GET_INTEGER(v));
+        else if (YAJL_IS_DOUBLE(v))
+            yajl_gen_double(g, YAJL_GET_DOUBLE(v));
+        else
+            yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+        break;
+    case yajl_t_object:
+        yajl_gen_map_open(g);
+        for (size_t i = 0; i < v->u.object.len; i++) {
+            json_gen_str(g, v->u.object.keys[i]);
+            json_gen_tree(g, v->u.object.values[i]);
+        }
+        yajl_gen_map_close(g);
+        break;
+    case yajl_t_array:
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < v->u.array.len; i++)
+            json_gen_tree(g, v->u.array.values[i]);
+        yajl_gen_array_close(g);
+        break;
+    case yajl_t_true:
+        yajl_gen_bool(g, 1);
+        break;
+    case yajl_t_false:
+        yajl_gen_bool(g, 0);
+        break;
+    default:
+        yajl_gen_null(g);
+        break;
+    }
+}
+
+int
+json_gen_raw(yajl_gen g, const char *text)
+{
+    yajl_val v;
+    int rc;
+
+    rc = json_parse(text, strlen(text), &v);
+    if (rc)
+        return rc;
+    json_gen_tree(g, v);
+    yajl_tree_free(v);
+    return 0;
+}
+
+char *
+json_tree_to_string(yajl_val v)
+{
+    yajl_gen g = json_gen_new();
+
+    json_gen_tree(g, v);
+    return json_gen_take(g);
+}
+
+bool
+json_equal(yajl_val a, yajl_val b)
+{
+    if (!a || !b)
+        return a == b;
+    if (YAJL_IS_TRUE(a) || YAJL_IS_FALSE(a) || YAJL_IS_NULL(a))
+        return a->type == b->type;
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case yajl_t_string:
+        return strcmp(a->u.string, b->u.string) == 0;
+    case yajl_t_number:
+        if (YAJL_IS_INTEGER(a) && YAJL_IS_INTEGER(b))
+            return YAJL_GET_INTEGER(a) == YAJL_GET_INTEGER(b);
+        return YAJL_GET_DOUBLE(a) == YAJL_GET_DOUBLE(b);
+    case yajl_t_array:
+        if (a->u.array.len != b->u.array.len)
+            return false;
+        for (size_t i = 0; i < a->u.array.len; i++)
+            if (!json_equal(a->u.array.values[i], b->u.array.values[i]))
+                return false;
+        return true;
+    case yajl_t_object:
+        if (a->u.object.len != b->u.object.len)
+            return false;
+        for (size_t i = 0; i < a->u.object.len; i++) {
+            yajl_val bv = NULL;
+
+            for (size_t j = 0; j < b->u.object.len; j++) {
+                if (strcmp(a->u.object.keys[i], b->u.object.keys[j]) == 0) {
+                    bv = b->u.object.values[j];
+                    break;
+                }
+            }
+            if (!bv || !json_equal(a->u.object.values[i], bv))
+                return false;
+        }
+        return true;
+    default:
+        return false;
+    }
+}
