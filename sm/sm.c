@@ -1,1 +1,517 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * The datapath table. Three lists under one mutex:
+ *   SRs       uuid -> driver (+ cached required_api_version verdict)
+ *   VDIs      (sr, vdi) -> holders, params, which dp is active, busy flag
+ *   datapaths dp -> its VDI, domain, rw, active
+ * A VDI entry exists exactly while some datapath holds it attached. Driver
+ * calls happen with the mutex released and the VDI marked busy, so other
+ * VDIs progress meanwhile and this VDI sees one call at a time.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_gen.h>
+
+#include "errors.h"
+#include "json.h"
+#include "log.h"
+#include "sm.h"
+#include "xalloc.h"
+
+struct sm_sr {
+    char uuid[37];
+    const struct sm_driver_ops *ops;
+    void *priv;
+    int early;              /* -1 not asked yet, 0 no, 1 yes */
+    struct sm_sr *next;
+};
+
+struct sm_vdi {
+    struct sm_sr *sr;
+    char *vdi;
+    int holders;
+    char *params;
+    char *active_dp;        /* the datapath holding it active, or NULL */
+    bool busy;
+    struct sm_vdi *next;
+};
+
+struct sm_dp {
+    char *id;
+    struct sm_vdi *vdi;
+    char *domain;
+    bool rw;
+    bool active;
+    struct sm_dp *next;
+};
+
+struct sm {
+    pthread_mutex_t lock;
+    pthread_cond_t idle;    /* a VDI stopped being busy */
+    struct sm_sr *srs;
+    struct sm_vdi *vdis;
+    struct sm_dp *dps;
+};
+
+int
+sm_new(struct sm **sm_r)
+{
+    struct sm *sm = xcalloc(1, sizeof(*sm));
+
+    pthread_mutex_init(&sm->lock, NULL);
+    pthread_cond_init(&sm->idle, NULL);
+    *sm_r = sm;
+    return 0;
+}
+
+void
+sm_free(struct sm *sm)
+{
+    if (!sm)
+        return;
+    while (sm->dps) {
+        struct sm_dp *d = sm->dps;
+
+        sm->dps = d->next;
+        free(d->id);
+        free(d->domain);
+        free(d);
+    }
+    while (sm->vdis) {
+        struct sm_vdi *v = sm->vdis;
+
+        sm->vdis = v->next;
+        free(v->vdi);
+        free(v->params);
+        free(v->active_dp);
+        free(v);
+    }
+    while (sm->srs) {
+        struct sm_sr *s = sm->srs;
+
+        sm->srs = s->next;
+        if (s->ops->free)
+            s->ops->free(s->priv);
+        free(s);
+    }
+    pthread_cond_destroy(&sm->idle);
+    pthread_mutex_destroy(&sm->lock);
+    free(sm);
+}
+
+static struct sm_sr *
+find_sr(struct sm *sm, const char *uuid)
+{
+    for (struct sm_sr *s = sm->srs; s; s = s->next)
+        if (strcmp(s->uuid, uuid) == 0)
+            return s;
+    return NULL;
+}
+
+static struct sm_dp *
+find_dp(struct sm *sm, const char *id)
+{
+    for (struct sm_dp *d = sm->dps; d; d = d->next)
+        if (strcmp(d->id, id) == 0)
+            return d;
+    return NULL;
+}
+
+int
+sm_register_sr(struct sm *sm, const char *sr_uuid,
+               const struct sm_driver_ops *ops, void *priv)
+{
+    struct sm_sr *s;
+    int rc = 0;
+
+    pthread_mutex_lock(&sm->lock);
+    if (find_sr(sm, sr_uuid)) {
+        rc = xo_err_already_exists("SR", sr_uuid);
+        goto out;
+    }
+    s = xcalloc(1, sizeof(*s));
+    xstrlcpy(s->uuid, sr_uuid, sizeof(s->uuid));
+    s->ops = ops;
+    s->priv = priv;
+    s->early = -1;
+    s->next = sm->srs;
+    sm->srs = s;
+    LOG(INFO, "registered SR '%s' with driver '%s'", sr_uuid, ops->name);
+out:
+    pthread_mutex_unlock(&sm->lock);
+    return rc;
+}
+
+/* "3.0" >= "3.0", "5.0" yes, "1.0" no; anything unparsable is no. */
+static bool
+version_at_least_3(const char *v)
+{
+    char *end;
+    long major = strtol(v, &end, 10);
+
+    return end != v && (*end == '\0' || *end == '.') && major >= 3;
+}
+
+bool
+sm_can_attach_early(struct sm *sm, const struct model_disk *disk)
+{
+    struct sm_sr *s;
+    char *version = NULL;
+    bool early = false;
+    int rc;
+
+    if (disk->kind != MODEL_DISK_VDI)
+        return false;
+    pthread_mutex_lock(&sm->lock);
+    s = find_sr(sm, disk->sr);
+    if (s && s->early >= 0)
+        early = s->early == 1;
+    pthread_mutex_unlock(&sm->lock);
+    if (!s || s->early >= 0)
+        return early;
+    /* SRs are never unregistered while the daemon runs, so s stays valid;
+     * two racing first queries both store the same verdict. */
+    rc = s->ops->query(s->priv, &version);
+    if (rc) {
+        LOG(WARN, "query of SR '%s' failed; no early attach", disk->sr);
+        xo_err_clear();
+        return false;
+    }
+    early = version_at_least_3(version);
+    pthread_mutex_lock(&sm->lock);
+    s->early = early;
+    pthread_mutex_unlock(&sm->lock);
+    LOG(DEBUG, "SR '%s' required_api_version '%s': early attach %s",
+        disk->sr, version, early ? "yes" : "no");
+    free(version);
+    return early;
+}
+
+static void
+wait_idle(struct sm *sm, struct sm_vdi *v)
+{
+    while (v->busy)
+        pthread_cond_wait(&sm->idle, &sm->lock);
+}
+
+static void
+set_idle(struct sm *sm, struct sm_vdi *v)
+{
+    v->busy = false;
+    pthread_cond_broadcast(&sm->idle);
+}
+
+static void
+unlink_vdi(struct sm *sm, struct sm_vdi *v)
+{
+    for (struct sm_vdi **p = &sm->vdis; *p; p = &(*p)->next) {
+        if (*p == v) {
+            *p = v->next;
+            break;
+        }
+    }
+    free(v->vdi);
+    free(v->params);
+    free(v->active_dp);
+    free(v);
+}
+
+static void
+unlink_dp(struct sm *sm, struct sm_dp *d)
+{
+    for (struct sm_dp **p = &sm->dps; *p; p = &(*p)->next) {
+        if (*p == d) {
+            *p = d->next;
+            break;
+        }
+    }
+    free(d->id);
+    free(d->domain);
+    free(d);
+}
+
+static int
+no_driver(const char *sr)
+{
+    const char *p[] = { sr };
+
+    LOG(ERROR, "no storage driver registered for SR '%s'", sr);
+    return xo_err_storage("SR_NOT_ATTACHED", p, 1);
+}
+
+int
+sm_attach(struct sm *sm, const char *dp, const struct model_disk *disk,
+          const char *domain, bool rw, char **params_r)
+{
+    struct sm_sr *s;
+    struct sm_vdi *v = NULL;
+    struct sm_dp *d;
+    char *params = NULL;
+    int rc = 0;
+
+    *params_r = NULL;
+    if (disk->kind == MODEL_DISK_LOCAL) {
+        *params_r = xstrdup(disk->path);
+        return 0;
+    }
+    if (disk->kind != MODEL_DISK_VDI)
+        return xo_err_internal_code(XO_EINVAL, "cannot attach an empty "
+                                    "drive");
+    pthread_mutex_lock(&sm->lock);
+    d = find_dp(sm, dp);
+    if (d) {
+        if (d->vdi->sr != find_sr(sm, disk->sr) ||
+            strcmp(d->vdi->vdi, disk->vdi) != 0) {
+            LOG(ERROR, "datapath '%s' already holds another VDI", dp);
+            rc = xo_err_already_exists("datapath", dp);
+            goto out;
+        }
+        *params_r = xstrdup(d->vdi->params);
+        goto out;
+    }
+    s = find_sr(sm, disk->sr);
+    if (!s) {
+        rc = no_driver(disk->sr);
+        goto out;
+    }
+    for (v = sm->vdis; v; v = v->next)
+        if (v->sr == s && strcmp(v->vdi, disk->vdi) == 0)
+            break;
+    if (!v) {
+        v = xcalloc(1, sizeof(*v));
+        v->sr = s;
+        v->vdi = xstrdup(disk->vdi);
+        v->next = sm->vdis;
+        sm->vdis = v;
+    }
+    /* Hold the entry while the mutex is released below. */
+    v->holders++;
+    wait_idle(sm, v);
+    if (!v->params) {
+        v->busy = true;
+        pthread_mutex_unlock(&sm->lock);
+        rc = s->ops->attach(s->priv, dp, s->uuid, disk->vdi, domain, rw,
+                            &params);
+        pthread_mutex_lock(&sm->lock);
+        set_idle(sm, v);
+        if (rc) {
+            if (--v->holders == 0)
+                unlink_vdi(sm, v);
+            goto out;
+        }
+        v->params = params;
+        params = NULL;
+    }
+    d = xcalloc(1, sizeof(*d));
+    d->id = xstrdup(dp);
+    d->vdi = v;
+    d->domain = xstrdup(domain);
+    d->rw = rw;
+    d->next = sm->dps;
+    sm->dps = d;
+    *params_r = xstrdup(v->params);
+out:
+    pthread_mutex_unlock(&sm->lock);
+    free(params);
+    return rc;
+}
+
+int
+sm_activate(struct sm *sm, const char *dp)
+{
+    struct sm_dp *d;
+    struct sm_vdi *v;
+    int rc = 0;
+
+    pthread_mutex_lock(&sm->lock);
+    d = find_dp(sm, dp);
+    if (!d) {
+        LOG(ERROR, "activate of datapath '%s' that is not attached", dp);
+        rc = xo_err_internal_code(XO_EINVAL, "datapath '%s' is not "
+                                  "attached", dp);
+        goto out;
+    }
+    v = d->vdi;
+    wait_idle(sm, v);
+    /* d cannot vanish while we waited: only its owner's atoms touch it,
+     * and they are serialised by the per-VM queue. */
+    if (d->active)
+        goto out;
+    if (v->active_dp) {
+        const char *p[] = { "", "VDI is active for another datapath",
+                            v->active_dp };
+
+        LOG(ERROR, "VDI '%s' is already active for '%s'; refusing '%s'",
+            v->vdi, v->active_dp, dp);
+        rc = xo_err_storage("VDI_IN_USE", p, 3);
+        goto out;
+    }
+    v->busy = true;
+    pthread_mutex_unlock(&sm->lock);
+    rc = v->sr->ops->activate(v->sr->priv, dp, v->sr->uuid, v->vdi,
+                              d->domain);
+    pthread_mutex_lock(&sm->lock);
+    set_idle(sm, v);
+    if (rc)
+        goto out;
+    d->active = true;
+    v->active_dp = xstrdup(dp);
+out:
+    pthread_mutex_unlock(&sm->lock);
+    return rc;
+}
+
+/* Called with the lock held; returns with it held. */
+static int
+deactivate_locked(struct sm *sm, struct sm_dp *d)
+{
+    struct sm_vdi *v = d->vdi;
+    int rc;
+
+    wait_idle(sm, v);
+    if (!d->active)
+        return 0;
+    v->busy = true;
+    pthread_mutex_unlock(&sm->lock);
+    rc = v->sr->ops->deactivate(v->sr->priv, d->id, v->sr->uuid, v->vdi,
+                                d->domain);
+    pthread_mutex_lock(&sm->lock);
+    set_idle(sm, v);
+    if (rc)
+        return rc;
+    d->active = false;
+    free(v->active_dp);
+    v->active_dp = NULL;
+    return 0;
+}
+
+int
+sm_deactivate(struct sm *sm, const char *dp)
+{
+    struct sm_dp *d;
+    int rc = 0;
+
+    pthread_mutex_lock(&sm->lock);
+    d = find_dp(sm, dp);
+    if (d)
+        rc = deactivate_locked(sm, d);
+    pthread_mutex_unlock(&sm->lock);
+    return rc;
+}
+
+int
+sm_dp_destroy(struct sm *sm, const char *dp)
+{
+    struct sm_dp *d;
+    struct sm_vdi *v;
+    int rc = 0;
+
+    pthread_mutex_lock(&sm->lock);
+    d = find_dp(sm, dp);
+    if (!d)
+        goto out;
+    rc = deactivate_locked(sm, d);
+    if (rc)
+        goto out;
+    v = d->vdi;
+    if (v->holders > 1) {
+        /* Another datapath still needs the VDI on this host: only this
+         * datapath's claim goes. */
+        v->holders--;
+        unlink_dp(sm, d);
+        goto out;
+    }
+    wait_idle(sm, v);
+    v->busy = true;
+    pthread_mutex_unlock(&sm->lock);
+    rc = v->sr->ops->detach(v->sr->priv, dp, v->sr->uuid, v->vdi,
+                            d->domain);
+    pthread_mutex_lock(&sm->lock);
+    set_idle(sm, v);
+    if (rc)
+        goto out;
+    unlink_dp(sm, d);
+    if (--v->holders == 0)
+        unlink_vdi(sm, v);
+out:
+    pthread_mutex_unlock(&sm->lock);
+    return rc;
+}
+
+static int
+epoch(struct sm *sm, const struct model_disk *disk, const char *domain,
+      bool begin, bool persistent)
+{
+    struct sm_sr *s;
+
+    if (disk->kind != MODEL_DISK_VDI)
+        return 0;
+    pthread_mutex_lock(&sm->lock);
+    s = find_sr(sm, disk->sr);
+    pthread_mutex_unlock(&sm->lock);
+    if (!s)
+        return no_driver(disk->sr);
+    if (begin)
+        return s->ops->epoch_begin
+                   ? s->ops->epoch_begin(s->priv, s->uuid, disk->vdi,
+                                         domain, persistent)
+                   : 0;
+    return s->ops->epoch_end
+               ? s->ops->epoch_end(s->priv, s->uuid, disk->vdi, domain)
+               : 0;
+}
+
+int
+sm_epoch_begin(struct sm *sm, const struct model_disk *disk,
+               const char *domain, bool persistent)
+{
+    return epoch(sm, disk, domain, true, persistent);
+}
+
+int
+sm_epoch_end(struct sm *sm, const struct model_disk *disk,
+             const char *domain)
+{
+    return epoch(sm, disk, domain, false, false);
+}
+
+void
+sm_dp_state(struct sm *sm, const char *dp, bool *attached_r, bool *active_r)
+{
+    struct sm_dp *d;
+
+    pthread_mutex_lock(&sm->lock);
+    d = find_dp(sm, dp);
+    *attached_r = d != NULL;
+    *active_r = d && d->active;
+    pthread_mutex_unlock(&sm->lock);
+}
+
+char *
+sm_dump_json(struct sm *sm)
+{
+    yajl_gen g = json_gen_new();
+
+    pthread_mutex_lock(&sm->lock);
+    yajl_gen_map_open(g);
+    for (struct sm_dp *d = sm->dps; d; d = d->next) {
+        json_gen_str(g, d->id);
+        yajl_gen_map_open(g);
+        json_gen_str(g, "sr");
+        json_gen_str(g, d->vdi->sr->uuid);
+        json_gen_str(g, "vdi");
+        json_gen_str(g, d->vdi->vdi);
+        json_gen_str(g, "domain");
+        json_gen_str(g, d->domain);
+        json_gen_str(g, "rw");
+        json_gen_bool(g, d->rw);
+        json_gen_str(g, "active");
+        json_gen_bool(g, d->active);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
+    pthread_mutex_unlock(&sm->lock);
+    return json_gen_take(g);
+}

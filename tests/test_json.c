@@ -1,3 +1,736 @@
-/* placeholder: replaced by the module owner */
-#include <stdio.h>
-int main(void) { puts("placeholder"); return 77; }
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * Tests for the foundation modules: json (parsing bounds, rpclib-style
+ * lookups, generation), errors (exact wire JSON of Errors.error, the
+ * thread-local detail) and ids (what may become a path or a key).
+ */
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "errors.h"
+#include "ids.h"
+#include "json.h"
+#include "xalloc.h"
+
+#define UUID "9c0f7c55-1a2b-4c3d-8e4f-0123456789ab"
+
+static yajl_val
+parse_ok(const char *text)
+{
+    yajl_val v = NULL;
+
+    if (json_parse(text, strlen(text), &v) != 0)
+        fail_msg("json_parse refused '%s'", text);
+    return v;
+}
+
+/* The thread's wire error for rc must be exactly want. */
+static void
+assert_wire(int rc, const char *want)
+{
+    char *json = xo_err_take_json(rc);
+
+    assert_non_null(json);
+    assert_string_equal(json, want);
+    free(json);
+}
+
+/* Nested arrays: depth '[' then depth ']'. */
+static char *
+nested(size_t depth)
+{
+    char *s = xmalloc(2 * depth + 1);
+
+    memset(s, '[', depth);
+    memset(s + depth, ']', depth);
+    s[2 * depth] = '\0';
+    return s;
+}
+
+/* ---- json ---- */
+
+static void
+test_json_parse_ok(void **state)
+{
+    yajl_val v = parse_ok("{\"a\": [1, 2, {\"b\": \"c\"}], \"d\": true}");
+    yajl_val a = json_get(v, "a");
+
+    assert_true(YAJL_IS_OBJECT(v));
+    assert_true(json_is_array(a));
+    assert_int_equal(json_array_len(a), 3);
+    assert_int_equal(YAJL_GET_INTEGER(json_array_at(a, 1)), 2);
+    assert_string_equal(json_get_str(json_array_at(a, 2), "b"), "c");
+    assert_null(json_array_at(a, 3));
+    assert_true(YAJL_IS_TRUE(json_get(v, "d")));
+    yajl_tree_free(v);
+}
+
+static void
+test_json_parse_uses_len_not_nul(void **state)
+{
+    static const char buf[] = "[1,2]garbage";
+    yajl_val v = NULL;
+
+    assert_int_equal(json_parse(buf, 5, &v), 0);
+    assert_int_equal(json_array_len(v), 2);
+    yajl_tree_free(v);
+}
+
+static void
+test_json_parse_malformed(void **state)
+{
+    static const char *const bad[] = {
+        "", "{", "[1,]", "[1] 2", "{\"a\" 1}", "{'a': 1}", "tru",
+        "\"unterminated", "[1, 2", "{\"a\":}",
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        static struct yajl_val_s sentinel;
+        yajl_val v = &sentinel;
+        char *json;
+
+        if (json_parse(bad[i], strlen(bad[i]), &v) != XO_EINVAL)
+            fail_msg("json_parse accepted '%s'", bad[i]);
+        assert_null(v);
+        json = xo_err_take_json(XO_EINVAL);
+        if (!strstr(json, "[\"Internal_error\",\"malformed JSON"))
+            fail_msg("'%s': detail %s", bad[i], json);
+        free(json);
+    }
+}
+
+static void
+test_json_parse_invalid_utf8(void **state)
+{
+    static const char bad[] = "[\"\xff\xfe\"]";
+    yajl_val v = NULL;
+
+    assert_int_equal(json_parse(bad, sizeof(bad) - 1, &v), XO_EINVAL);
+    assert_null(v);
+    xo_err_clear();
+}
+
+static void
+test_json_parse_depth_bounded(void **state)
+{
+    char *ok = nested(JSON_MAX_DEPTH);
+    char *deep = nested(JSON_MAX_DEPTH + 1);
+    yajl_val v = NULL;
+    char *json;
+
+    assert_int_equal(json_parse(ok, strlen(ok), &v), 0);
+    yajl_tree_free(v);
+    assert_int_equal(json_parse(deep, strlen(deep), &v), XO_EINVAL);
+    assert_null(v);
+    json = xo_err_take_json(XO_EINVAL);
+    assert_non_null(strstr(json, "deeper"));
+    free(json);
+    free(deep);
+    free(ok);
+}
+
+static void
+test_json_parse_depth_counts_objects(void **state)
+{
+    size_t n = JSON_MAX_DEPTH + 1;
+    char *s = xmalloc(6 * n + 2);
+    size_t o = 0;
+    yajl_val v = NULL;
+
+    /* {"a":{"a":...[]...}} with the innermost array one level too deep. */
+    for (size_t i = 0; i + 1 < n; i++) {
+        memcpy(s + o, "{\"a\":", 5);
+        o += 5;
+    }
+    s[o++] = '[';
+    s[o++] = ']';
+    memset(s + o, '}', n - 1);
+    o += n - 1;
+    s[o] = '\0';
+    assert_int_equal(json_parse(s, o, &v), XO_EINVAL);
+    xo_err_clear();
+    free(s);
+}
+
+static void
+test_json_parse_brackets_in_strings_not_counted(void **state)
+{
+    size_t n = 3 * JSON_MAX_DEPTH;
+    char *s = xmalloc(n + 16);
+    yajl_val v = NULL;
+
+    /* An escaped quote must not end the string early. */
+    memcpy(s, "[\"\\\"", 4);
+    memset(s + 4, '[', n);
+    memcpy(s + 4 + n, "\"]", 3);
+    assert_int_equal(json_parse(s, strlen(s), &v), 0);
+    assert_true(YAJL_IS_STRING(json_array_at(v, 0)));
+    assert_int_equal(strlen(json_array_at(v, 0)->u.string), n + 1);
+    yajl_tree_free(v);
+    free(s);
+}
+
+static void
+test_json_parse_embedded_nul(void **state)
+{
+    static const char text[] = "[\"a\0b\"]";
+    yajl_val v = NULL;
+    char *json;
+
+    assert_int_equal(json_parse(text, sizeof(text) - 1, &v), XO_EINVAL);
+    assert_null(v);
+    json = xo_err_take_json(XO_EINVAL);
+    assert_non_null(strstr(json, "NUL"));
+    free(json);
+}
+
+static void
+test_json_get_case_insensitive(void **state)
+{
+    yajl_val v = parse_ok("{\"Name\": \"x\", \"n\": 1}");
+    yajl_val arr = parse_ok("[\"Name\"]");
+
+    assert_string_equal(json_get_str(v, "name"), "x");
+    assert_string_equal(json_get_str(v, "NAME"), "x");
+    assert_non_null(json_get(v, "N"));
+    assert_null(json_get(v, "nam"));
+    assert_null(json_get(v, "names"));
+    /* Not a string, or not an object. */
+    assert_null(json_get_str(v, "n"));
+    assert_null(json_get(arr, "Name"));
+    assert_null(json_get(NULL, "Name"));
+    yajl_tree_free(arr);
+    yajl_tree_free(v);
+}
+
+static void
+test_json_get_int64(void **state)
+{
+    yajl_val v = parse_ok("{\"int\": 12, \"str\": \"34\", \"neg\": \"-7\","
+                          " \"junk\": \"12x\", \"bool\": true,"
+                          " \"null\": null, \"float\": 1.5, \"empty\": \"\","
+                          " \"big\": \"99999999999999999999\","
+                          " \"max\": 9223372036854775807}");
+    static const char *const bad[] = { "junk", "bool", "float", "empty",
+                                       "big" };
+    int64_t r = 0;
+
+    assert_int_equal(json_get_int64(v, "int", 0, &r), 0);
+    assert_int_equal(r, 12);
+    assert_int_equal(json_get_int64(v, "STR", 0, &r), 0);
+    assert_int_equal(r, 34);
+    assert_int_equal(json_get_int64(v, "neg", 0, &r), 0);
+    assert_int_equal(r, -7);
+    assert_int_equal(json_get_int64(v, "max", 0, &r), 0);
+    assert_true(r == INT64_MAX);
+    assert_int_equal(json_get_int64(v, "null", 5, &r), 0);
+    assert_int_equal(r, 5);
+    assert_int_equal(json_get_int64(v, "absent", 6, &r), 0);
+    assert_int_equal(r, 6);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *want = xasprintf("[\"Internal_error\",\"'%s' must be an "
+                               "integer\"]", bad[i]);
+
+        assert_int_equal(json_get_int64(v, bad[i], 0, &r), XO_EINVAL);
+        assert_wire(XO_EINVAL, want);
+        free(want);
+    }
+    yajl_tree_free(v);
+}
+
+static void
+test_json_get_bool_strict(void **state)
+{
+    yajl_val v = parse_ok("{\"t\": true, \"f\": false, \"s\": \"true\","
+                          " \"one\": 1, \"null\": null}");
+    bool r = false;
+
+    assert_int_equal(json_get_bool(v, "t", false, &r), 0);
+    assert_true(r);
+    assert_int_equal(json_get_bool(v, "f", true, &r), 0);
+    assert_false(r);
+    assert_int_equal(json_get_bool(v, "null", true, &r), 0);
+    assert_true(r);
+    assert_int_equal(json_get_bool(v, "absent", false, &r), 0);
+    assert_false(r);
+    assert_int_equal(json_get_bool(v, "s", false, &r), XO_EINVAL);
+    assert_wire(XO_EINVAL, "[\"Internal_error\",\"'s' must be a boolean\"]");
+    assert_int_equal(json_get_bool(v, "one", false, &r), XO_EINVAL);
+    xo_err_clear();
+    yajl_tree_free(v);
+}
+
+static void
+test_json_get_double(void **state)
+{
+    yajl_val v = parse_ok("{\"i\": 3, \"d\": 1.5, \"s\": \"2.25\","
+                          " \"inf\": \"inf\", \"nan\": \"nan\","
+                          " \"junk\": \"1.5x\", \"b\": false}");
+    double r = 0;
+
+    assert_int_equal(json_get_double(v, "i", 0, &r), 0);
+    assert_true(r == 3.0);
+    assert_int_equal(json_get_double(v, "d", 0, &r), 0);
+    assert_true(r == 1.5);
+    assert_int_equal(json_get_double(v, "s", 0, &r), 0);
+    assert_true(r == 2.25);
+    assert_int_equal(json_get_double(v, "absent", 7.5, &r), 0);
+    assert_true(r == 7.5);
+    assert_int_equal(json_get_double(v, "inf", 0, &r), XO_EINVAL);
+    assert_int_equal(json_get_double(v, "nan", 0, &r), XO_EINVAL);
+    assert_int_equal(json_get_double(v, "junk", 0, &r), XO_EINVAL);
+    assert_int_equal(json_get_double(v, "b", 0, &r), XO_EINVAL);
+    xo_err_clear();
+    yajl_tree_free(v);
+}
+
+static void
+test_json_equal_ignores_member_order(void **state)
+{
+    yajl_val a = parse_ok("{\"a\": 1, \"b\": [1, {\"x\": null, \"y\": \"s\"}],"
+                          " \"c\": true}");
+    yajl_val b = parse_ok("{\"c\": true, \"b\": [1, {\"y\": \"s\","
+                          " \"x\": null}], \"a\": 1}");
+    yajl_val swapped = parse_ok("{\"a\": 1, \"b\": [{\"x\": null,"
+                                " \"y\": \"s\"}, 1], \"c\": true}");
+    yajl_val other = parse_ok("{\"a\": 2, \"b\": [1, {\"x\": null,"
+                              " \"y\": \"s\"}], \"c\": true}");
+    yajl_val fewer = parse_ok("{\"a\": 1, \"c\": true}");
+    yajl_val typed = parse_ok("{\"a\": \"1\", \"b\": [1, {\"x\": null,"
+                              " \"y\": \"s\"}], \"c\": true}");
+
+    assert_true(json_equal(a, b));
+    assert_true(json_equal(b, a));
+    assert_true(json_equal(a, a));
+    /* Array order matters. */
+    assert_false(json_equal(a, swapped));
+    assert_false(json_equal(a, other));
+    assert_false(json_equal(a, fewer));
+    assert_false(json_equal(fewer, a));
+    assert_false(json_equal(a, typed));
+    assert_false(json_equal(a, NULL));
+    assert_true(json_equal(NULL, NULL));
+    yajl_tree_free(typed);
+    yajl_tree_free(fewer);
+    yajl_tree_free(other);
+    yajl_tree_free(swapped);
+    yajl_tree_free(b);
+    yajl_tree_free(a);
+}
+
+static void
+test_json_gen_round_trip(void **state)
+{
+    static const char want[] =
+        "{\"s\":\"q\\\"b\\\\n\\n\",\"i\":-5,\"d\":1.5,\"t\":true,"
+        "\"f\":false,\"n\":null,\"a\":[1,\"x\",[]],\"o\":{}}";
+    yajl_gen g = json_gen_new();
+    yajl_val v = NULL;
+    yajl_val again = NULL;
+    char *text;
+    char *text2;
+
+    yajl_gen_map_open(g);
+    json_gen_str(g, "s");
+    json_gen_str(g, "q\"b\\n\n");
+    json_gen_str(g, "i");
+    json_gen_int(g, -5);
+    json_gen_str(g, "d");
+    json_gen_double(g, 1.5);
+    json_gen_str(g, "t");
+    json_gen_bool(g, true);
+    json_gen_str(g, "f");
+    json_gen_bool(g, false);
+    json_gen_str(g, "n");
+    json_gen_null(g);
+    json_gen_str(g, "a");
+    assert_int_equal(json_gen_raw(g, "[1, \"x\", []]"), 0);
+    json_gen_str(g, "o");
+    yajl_gen_map_open(g);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    text = json_gen_take(g);
+    assert_string_equal(text, want);
+
+    /* Parse and serialise again: same text, equal trees. */
+    v = parse_ok(text);
+    assert_string_equal(json_get_str(v, "s"), "q\"b\\n\n");
+    text2 = json_tree_to_string(v);
+    assert_string_equal(text2, want);
+    again = parse_ok(text2);
+    assert_true(json_equal(v, again));
+    yajl_tree_free(again);
+    yajl_tree_free(v);
+    free(text2);
+    free(text);
+}
+
+static void
+test_json_gen_raw_refuses_malformed(void **state)
+{
+    yajl_gen g = json_gen_new();
+    char *text;
+
+    yajl_gen_array_open(g);
+    assert_int_equal(json_gen_raw(g, "{\"a\":"), XO_EINVAL);
+    xo_err_clear();
+    assert_int_equal(json_gen_raw(g, "{\"a\":1}"), 0);
+    yajl_gen_array_close(g);
+    text = json_gen_take(g);
+    /* Nothing of the refused text was emitted. */
+    assert_string_equal(text, "[{\"a\":1}]");
+    free(text);
+}
+
+static void
+test_json_gen_never_emits_invalid(void **state)
+{
+    yajl_gen g = json_gen_new();
+    yajl_val v = NULL;
+    char *text;
+
+    yajl_gen_array_open(g);
+    json_gen_str(g, "ok\xff");
+    json_gen_double(g, INFINITY);
+    yajl_gen_array_close(g);
+    text = json_gen_take(g);
+    assert_string_equal(text, "[\"<invalid utf-8>\",0.0]");
+    assert_int_equal(json_parse(text, strlen(text), &v), 0);
+    yajl_tree_free(v);
+    free(text);
+}
+
+/* ---- errors ---- */
+
+static void
+test_json_err_wire_formats(void **state)
+{
+    static const char *const params[] = {
+        "", "The VDI is not available", NULL,
+    };
+
+    assert_int_equal(xo_err_does_not_exist("VM", "id"), XO_ENOTFOUND);
+    assert_wire(XO_ENOTFOUND, "[\"Does_not_exist\",[\"VM\",\"id\"]]");
+    assert_int_equal(xo_err_already_exists("VBD", "xvda"), XO_EEXISTS);
+    assert_wire(XO_EEXISTS, "[\"Already_exists\",[\"VBD\",\"xvda\"]]");
+    assert_int_equal(xo_err_bad_power_state("Running", "Halted"),
+                     XO_EPOWERSTATE);
+    assert_wire(XO_EPOWERSTATE,
+                "[\"Bad_power_state\",[\"Running\",\"Halted\"]]");
+    /* A NULL parameter is sent as "". */
+    assert_int_equal(xo_err_storage("SR_BACKEND_FAILURE_46", params, 3),
+                     XO_EBACKEND);
+    assert_wire(XO_EBACKEND,
+                "[\"Storage_backend_error\",[\"SR_BACKEND_FAILURE_46\","
+                "[\"\",\"The VDI is not available\",\"\"]]]");
+    assert_int_equal(xo_err_storage("SR_BACKEND_FAILURE", NULL, 0),
+                     XO_EBACKEND);
+    assert_wire(XO_EBACKEND,
+                "[\"Storage_backend_error\",[\"SR_BACKEND_FAILURE\",[]]]");
+    assert_int_equal(xo_err_cancelled("42"), XO_ECANCELLED);
+    assert_wire(XO_ECANCELLED, "[\"Cancelled\",\"42\"]");
+    assert_int_equal(xo_err_unimplemented("VM.s3suspend"), XO_EUNSUPPORTED);
+    assert_wire(XO_EUNSUPPORTED, "[\"Unimplemented\",\"VM.s3suspend\"]");
+    assert_int_equal(xo_err_internal("bad %s %d", "thing", 7), XO_EFAIL);
+    assert_wire(XO_EFAIL, "[\"Internal_error\",\"bad thing 7\"]");
+    assert_int_equal(xo_err_internal_code(XO_EINVAL, "text"), XO_EINVAL);
+    assert_wire(XO_EINVAL, "[\"Internal_error\",\"text\"]");
+    assert_int_equal(xo_err_tag(XO_ECONNECTED, "Device_is_connected"),
+                     XO_ECONNECTED);
+    assert_wire(XO_ECONNECTED, "\"Device_is_connected\"");
+    /* Quotes in values are escaped, not spliced. */
+    xo_err_does_not_exist("VM", "a\"],[\"b");
+    assert_wire(XO_ENOTFOUND,
+                "[\"Does_not_exist\",[\"VM\",\"a\\\"],[\\\"b\"]]");
+}
+
+static void
+test_json_err_set_json_takes_ownership(void **state)
+{
+    assert_int_equal(xo_err_set_json(XO_EFAIL, xstrdup("\"Unknown_error\"")),
+                     XO_EFAIL);
+    assert_wire(XO_EFAIL, "\"Unknown_error\"");
+}
+
+static void
+test_json_err_take_without_detail_defaults(void **state)
+{
+    xo_err_clear();
+    assert_wire(XO_ECONNECTED, "\"Device_is_connected\"");
+    assert_wire(XO_ENOTCONNECTED, "\"Device_not_connected\"");
+    assert_wire(XO_ENOTBUILT, "\"Domain_not_built\"");
+    assert_wire(XO_EIO, "\"IO_error\"");
+    assert_wire(XO_ETIMEDOUT, "[\"Internal_error\",\"timed out\"]");
+    assert_wire(XO_ENOTFOUND, "[\"Internal_error\",\"does not exist\"]");
+}
+
+static void
+test_json_err_take_clears(void **state)
+{
+    xo_err_does_not_exist("VM", "id");
+    assert_wire(XO_ENOTFOUND, "[\"Does_not_exist\",[\"VM\",\"id\"]]");
+    /* Read once: the second take falls back to the default. */
+    assert_wire(XO_ENOTFOUND, "[\"Internal_error\",\"does not exist\"]");
+}
+
+static void
+test_json_err_other_code_detail_not_used(void **state)
+{
+    xo_err_does_not_exist("VM", "id");
+    assert_wire(XO_EINVAL, "[\"Internal_error\",\"invalid argument\"]");
+    /* The stale detail was dropped, not kept for a later failure. */
+    assert_wire(XO_ENOTFOUND, "[\"Internal_error\",\"does not exist\"]");
+}
+
+static void
+test_json_err_setter_replaces_previous(void **state)
+{
+    xo_err_does_not_exist("VM", "first");
+    xo_err_does_not_exist("VM", "second");
+    assert_wire(XO_ENOTFOUND, "[\"Does_not_exist\",[\"VM\",\"second\"]]");
+}
+
+static void *
+take_in_thread(void *arg)
+{
+    return xo_err_take_json(XO_ENOTFOUND);
+}
+
+static void
+test_json_err_detail_is_per_thread(void **state)
+{
+    pthread_t t;
+    void *json = NULL;
+
+    xo_err_does_not_exist("VM", "mine");
+    assert_int_equal(pthread_create(&t, NULL, take_in_thread, NULL), 0);
+    assert_int_equal(pthread_join(t, &json), 0);
+    assert_string_equal(json, "[\"Internal_error\",\"does not exist\"]");
+    free(json);
+    assert_wire(XO_ENOTFOUND, "[\"Does_not_exist\",[\"VM\",\"mine\"]]");
+}
+
+static void
+test_json_err_strerror_never_null(void **state)
+{
+    for (int code = 5; code >= -20; code--)
+        assert_non_null(xo_strerror(code));
+    assert_string_equal(xo_strerror(XO_OK), "success");
+    assert_string_equal(xo_strerror(12345), "unknown error");
+}
+
+/* ---- ids ---- */
+
+static void
+test_json_ids_is_uuid(void **state)
+{
+    static const char *const good[] = {
+        UUID,
+        "9C0F7C55-1A2B-4C3D-8E4F-0123456789AB",
+        "9c0F7c55-1A2b-4c3D-8e4F-0123456789aB",
+        "00000000-0000-0000-0000-000000000000",
+    };
+    static const char *const bad[] = {
+        "", "../x", "../../../../etc/passwd-0000-0000-0000",
+        UUID "0",                                   /* 37 characters */
+        "9c0f7c55-1a2b-4c3d-8e4f-0123456789a",      /* 35 characters */
+        "9c0f7c551a2b4c3d8e4f0123456789ab",         /* no dashes */
+        "9c0f7c551-a2b-4c3d-8e4f-0123456789ab",     /* dash moved */
+        "9c0f7c55-1a2b-4c3d-8e4f_0123456789ab",
+        "9c0f7c55-1a2b-4c3d-8e4f-0123456789ag",     /* not hex */
+        "9c0f7c55-1a2b-4c3d-8e4f-0123456789a ",
+        " 9c0f7c55-1a2b-4c3d-8e4f-0123456789a",
+        UUID "\n",
+        "{9c0f7c55-1a2b-4c3d-8e4f-0123456789ab}",
+        "9c0f7c55-1a2b-4c3d-8e4f-01234567/9ab",
+    };
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        if (!ids_is_uuid(good[i]))
+            fail_msg("'%s' refused", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (ids_is_uuid(bad[i]))
+            fail_msg("'%s' accepted", bad[i]);
+    assert_false(ids_is_uuid(NULL));
+}
+
+static void
+test_json_ids_is_dev(void **state)
+{
+    static const char *const good[] = {
+        "xvda", "hda", "0", "a.b_c-d", "XVDB",
+        "0123456789abcdef0123456789abcdef",   /* IDS_DEV_MAX */
+    };
+    static const char *const bad[] = {
+        "", ".", "..", ".x", "-x", "a/b", "../x", "a b", "x\n", "x:y",
+        "0123456789abcdef0123456789abcdef0",  /* IDS_DEV_MAX + 1 */
+    };
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        if (!ids_is_dev(good[i]))
+            fail_msg("'%s' refused", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (ids_is_dev(bad[i]))
+            fail_msg("'%s' accepted", bad[i]);
+    assert_false(ids_is_dev(NULL));
+}
+
+static void
+test_json_ids_check_vm_sets_detail(void **state)
+{
+    char *json;
+
+    xo_err_clear();
+    assert_int_equal(ids_check_vm(UUID), 0);
+    /* Success leaves no detail behind. */
+    assert_wire(XO_EINVAL, "[\"Internal_error\",\"invalid argument\"]");
+
+    assert_int_equal(ids_check_vm("../evil\n\x01x"), XO_EINVAL);
+    assert_wire(XO_EINVAL, "[\"Internal_error\",\"invalid VM id "
+                           "'../evil??x': not a UUID\"]");
+
+    /* High bytes would make the detail invalid UTF-8: they are masked. */
+    assert_int_equal(ids_check_vm("vm-\xc3\xa9"), XO_EINVAL);
+    assert_wire(XO_EINVAL, "[\"Internal_error\",\"invalid VM id "
+                           "'vm-?" "?': not a UUID\"]");
+
+    assert_int_equal(ids_check_vm(NULL), XO_EINVAL);
+    json = xo_err_take_json(XO_EINVAL);
+    assert_non_null(strstr(json, "invalid VM id"));
+    free(json);
+}
+
+static void
+test_json_ids_check_vm_bounds_shown_id(void **state)
+{
+    char long_id[301];
+    char *json;
+    char *run65;
+
+    memset(long_id, 'a', 300);
+    long_id[300] = '\0';
+    assert_int_equal(ids_check_vm(long_id), XO_EINVAL);
+    json = xo_err_take_json(XO_EINVAL);
+    run65 = xmalloc(66);
+    memset(run65, 'a', 65);
+    run65[65] = '\0';
+    assert_non_null(strstr(json, "invalid VM id 'aaaa"));
+    assert_null(strstr(json, run65));
+    free(run65);
+    free(json);
+}
+
+static void
+test_json_ids_check_dev(void **state)
+{
+    assert_int_equal(ids_check_dev("xvda"), 0);
+    assert_int_equal(ids_check_dev("../xvda"), XO_EINVAL);
+    assert_wire(XO_EINVAL,
+                "[\"Internal_error\",\"invalid device id '../xvda'\"]");
+}
+
+static void
+test_json_ids_tmp_id(void **state)
+{
+    char out[IDS_UUID_LEN + 1];
+
+    memset(out, 'X', sizeof(out));
+    ids_tmp_id(UUID, '1', out);
+    assert_string_equal(out, "9c0f7c55-1a2b-4c3d-8e4f-000000000001");
+    assert_true(ids_is_uuid(out));
+    ids_tmp_id(UUID, '0', out);
+    assert_string_equal(out, "9c0f7c55-1a2b-4c3d-8e4f-000000000000");
+}
+
+static void
+test_json_parse_comment_cannot_hide_depth(void **state)
+{
+    char *deep = nested(JSON_MAX_DEPTH + 1);
+    char *text = xasprintf("/* \" */ %s", deep);
+    yajl_val v = NULL;
+
+    assert_int_equal(json_parse(text, strlen(text), &v), XO_EINVAL);
+    assert_null(v);
+    xo_err_clear();
+    free(text);
+    free(deep);
+}
+
+/* yajl would accept a comment; JSON has none, and the scan must not be
+ * fooled by one. */
+static void
+test_json_parse_rejects_comments(void **state)
+{
+    yajl_val v = NULL;
+    const char *text = "[1, /* c */ 2]";
+
+    assert_int_equal(json_parse(text, strlen(text), &v), XO_EINVAL);
+    assert_null(v);
+    xo_err_clear();
+}
+
+/* Numbers are re-emitted as written. */
+static void
+test_json_gen_tree_keeps_number_text(void **state)
+{
+    const char *text = "[0.1,12345678901234567890,-3]";
+    yajl_val v = NULL;
+    char *out;
+
+    assert_int_equal(json_parse(text, strlen(text), &v), 0);
+    out = json_tree_to_string(v);
+    assert_string_equal(out, text);
+    free(out);
+    yajl_tree_free(v);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_parse_comment_cannot_hide_depth),
+        cmocka_unit_test(test_json_parse_rejects_comments),
+        cmocka_unit_test(test_json_gen_tree_keeps_number_text),
+        cmocka_unit_test(test_json_parse_ok),
+        cmocka_unit_test(test_json_parse_uses_len_not_nul),
+        cmocka_unit_test(test_json_parse_malformed),
+        cmocka_unit_test(test_json_parse_invalid_utf8),
+        cmocka_unit_test(test_json_parse_depth_bounded),
+        cmocka_unit_test(test_json_parse_depth_counts_objects),
+        cmocka_unit_test(test_json_parse_brackets_in_strings_not_counted),
+        cmocka_unit_test(test_json_parse_embedded_nul),
+        cmocka_unit_test(test_json_get_case_insensitive),
+        cmocka_unit_test(test_json_get_int64),
+        cmocka_unit_test(test_json_get_bool_strict),
+        cmocka_unit_test(test_json_get_double),
+        cmocka_unit_test(test_json_equal_ignores_member_order),
+        cmocka_unit_test(test_json_gen_round_trip),
+        cmocka_unit_test(test_json_gen_raw_refuses_malformed),
+        cmocka_unit_test(test_json_gen_never_emits_invalid),
+        cmocka_unit_test(test_json_err_wire_formats),
+        cmocka_unit_test(test_json_err_set_json_takes_ownership),
+        cmocka_unit_test(test_json_err_take_without_detail_defaults),
+        cmocka_unit_test(test_json_err_take_clears),
+        cmocka_unit_test(test_json_err_other_code_detail_not_used),
+        cmocka_unit_test(test_json_err_setter_replaces_previous),
+        cmocka_unit_test(test_json_err_detail_is_per_thread),
+        cmocka_unit_test(test_json_err_strerror_never_null),
+        cmocka_unit_test(test_json_ids_is_uuid),
+        cmocka_unit_test(test_json_ids_is_dev),
+        cmocka_unit_test(test_json_ids_check_vm_sets_detail),
+        cmocka_unit_test(test_json_ids_check_vm_bounds_shown_id),
+        cmocka_unit_test(test_json_ids_check_dev),
+        cmocka_unit_test(test_json_ids_tmp_id),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,1 +1,749 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * config: xenopsd.conf-compatible parsing (reference/interfaces.md section
+ * 6, after xcp_service's config_from_file).
+ *
+ * One table names every key we understand with its kind and bounds;
+ * config_set validates a value completely before it touches the struct, so a
+ * bad value changes nothing. Keys xenopsd knows but we do not use are
+ * ignored at INFO so a production xenopsd.conf loads quietly; any other key
+ * is ignored at WARN, because it is most likely a typo.
+ *
+ * Worked example, line by line:
+ *   "  persist = 'true'  # keep"  -> key "persist", value "true"
+ *   "hvmloader=\"/a#b\""           -> key "hvmloader", value "\"/a"
+ *                                     (the '#' cuts even inside quotes,
+ *                                     and the lone quote is kept)
+ *   "just-a-word"                  -> malformed: config_load fails
+ */
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "errors.h"
+#include "ids.h"
+#include "log.h"
+#include "xalloc.h"
+
+/* OCaml String.trim's notion of whitespace. */
+#define CONFIG_TRIM " \t\n\r\f"
+/* Around '=' only blanks are allowed, as in xenopsd's line regex. */
+#define CONFIG_BLANKS " \t"
+#define CONFIG_PATH_MAX 4096
+/* How much of an untrusted key or value goes into a message. */
+#define CONFIG_SHOWN_MAX 96
+
+enum config_kind {
+    CONFIG_KIND_PATH,       /* char *, absolute path */
+    CONFIG_KIND_BOOL,       /* bool */
+    CONFIG_KIND_INT,        /* int, in [min, max] */
+    CONFIG_KIND_INT64,      /* int64_t, in [min, max] */
+    CONFIG_KIND_LOGLEVEL,   /* char *, canonical level name */
+    CONFIG_KIND_BACKEND,    /* char *, "simulator" | "xenlight" */
+    CONFIG_KIND_SIM_SRS,    /* char *, sim-srs list or NULL */
+};
+
+struct config_key {
+    const char *name;
+    enum config_kind kind;
+    size_t offset;
+    int64_t min;
+    int64_t max;
+};
+
+#define CONFIG_AT(field) offsetof(struct config, field)
+
+static const struct config_key config_keys[] = {
+    { "sockets-path", CONFIG_KIND_PATH, CONFIG_AT(sockets_path), 0, 0 },
+    { "database-path", CONFIG_KIND_PATH, CONFIG_AT(database_path), 0, 0 },
+    { "persist", CONFIG_KIND_BOOL, CONFIG_AT(persist), 0, 0 },
+    { "worker-pool-size", CONFIG_KIND_INT, CONFIG_AT(worker_pool_size),
+      1, 256 },
+    { "xenopsd-vbd-plug-unplug-legacy", CONFIG_KIND_BOOL,
+      CONFIG_AT(vbd_plug_unplug_legacy), 0, 0 },
+    { "config-dir", CONFIG_KIND_PATH, CONFIG_AT(config_dir), 0, 0 },
+    { "loglevel", CONFIG_KIND_LOGLEVEL, CONFIG_AT(loglevel), 0, 0 },
+    { "backend", CONFIG_KIND_BACKEND, CONFIG_AT(backend), 0, 0 },
+    { "sim-memory-cap-mib", CONFIG_KIND_INT64,
+      CONFIG_AT(sim_memory_cap_mib), 1, 65536 },
+    { "sim-dirty-pages-per-sec", CONFIG_KIND_INT64,
+      CONFIG_AT(sim_dirty_pages_per_sec), 0, INT64_MAX },
+    { "sim-heartbeat-ms", CONFIG_KIND_INT64, CONFIG_AT(sim_heartbeat_ms),
+      1, 10000 },
+    { "sim-srs", CONFIG_KIND_SIM_SRS, CONFIG_AT(sim_srs), 0, 0 },
+};
+
+/* xenopsd keys that xenops-c accepts in a shared xenopsd.conf but does not
+ * act on (interfaces.md section 6 and the shipped xenopsd.conf). */
+static const char *const config_xenopsd_ignored[] = {
+    "queue", "use-switch", "switch-path", "search-path", "log",
+    "disable-logging-for", "inventory", "config", "pidfile", "timeslice",
+    "watch_queue_length", "use-upstream-qemu", "ca-140252-workaround",
+    "xen-platform-pci-bar-uc", "vif-ready-for-igmp-query-timeout",
+    "action-after-qemu-crash", "feature-flags-path", "pvinpvh-xen-cmdline",
+    "numa-placement", "numa-best-effort-prio-mem-only", "pci-quarantine",
+    "oxenstored-conf", "test-open", "simulate", "sockets-group",
+    "default-vbd-backend-kind", "hotplug_timeout",
+    "additional-ballooning-timeout", "migration-compressor",
+    "migration-tls", "xenopsd-tls-helper", "vm-suspend-timeout",
+    "vm-suspend-ack-timeout", "domain_shutdown_ack_timeout",
+    "run_hotplug_scripts", "use_old_pci_add", "qemu_dm_ready_timeout",
+    "vgpu-ready-timeout", "varstored-ready-timeout", "cpu-info-file",
+    "xenguest", "emu-manager", "vbd-script", "vif-script", "vif-xl-script",
+    "vbd-xl-script", "qemu-vif-script", "pci-flr-script", "vncterm",
+    "hvmloader", "pygrub", "eliloader", "network-conf", "network_conf",
+    "qemu-dm-wrapper", "setup-vif-rules", "setup-pvs-proxy-rules",
+    "tune2fs", "mkfs", "mount", "umount", "ionice", "chgrp",
+};
+
+static const char *const config_level_names[] = {
+    "error", "warn", "info", "debug",
+};
+
+/* Copy at most CONFIG_SHOWN_MAX printable characters of s for a message. */
+static void
+config_shown(const char *s, char *out, size_t n)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; s[i] && j + 1 < n && i < CONFIG_SHOWN_MAX; i++)
+        out[j++] = isprint((unsigned char)s[i]) ? s[i] : '?';
+    out[j] = '\0';
+}
+
+void
+config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->sockets_path = xstrdup("/var/lib/xcp");
+    c->database_path = xstrdup("/var/run/nonpersistent/xenopsd-c");
+    c->persist = true;
+    c->worker_pool_size = 4;
+    c->vbd_plug_unplug_legacy = true;
+    c->config_dir = NULL;
+    c->loglevel = xstrdup("info");
+    c->backend = xstrdup("simulator");
+    c->sim_memory_cap_mib = 64;
+    c->sim_dirty_pages_per_sec = 2000;
+    c->sim_heartbeat_ms = 5;
+    c->sim_srs = NULL;
+}
+
+void
+config_dispose(struct config *c)
+{
+    char **strs[] = {
+        &c->sockets_path, &c->database_path, &c->config_dir, &c->loglevel,
+        &c->backend, &c->sim_srs,
+    };
+
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+        free(*strs[i]);
+        *strs[i] = NULL;
+    }
+}
+
+int
+config_parse_bool(const char *s, bool *r)
+{
+    if (strcmp(s, "true") == 0) {
+        *r = true;
+        return 0;
+    }
+    if (strcmp(s, "false") == 0) {
+        *r = false;
+        return 0;
+    }
+    return XO_EINVAL;
+}
+
+/* Decimal integer, the whole string, optional sign, no blanks. */
+static int
+config_parse_int(const char *s, int64_t min, int64_t max, int64_t *r)
+{
+    const char *d = (*s == '-' || *s == '+') ? s + 1 : s;
+    char *end;
+    long long v;
+
+    if (!isdigit((unsigned char)*d))
+        return XO_EINVAL;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return XO_EINVAL;
+    *r = v;
+    return 0;
+}
+
+/* "<digits>.<digits>", fitting in out (size n). */
+static int
+config_parse_api_version(const char *s, char *out, size_t n)
+{
+    size_t major = strspn(s, "0123456789");
+    size_t minor;
+
+    if (major == 0 || s[major] != '.')
+        return XO_EINVAL;
+    minor = strspn(s + major + 1, "0123456789");
+    if (minor == 0 || s[major + 1 + minor] != '\0')
+        return XO_EINVAL;
+    return xstrlcpy(out, s, n) == 0 ? 0 : XO_EINVAL;
+}
+
+static int
+config_parse_ms(const char *s, int *r)
+{
+    int64_t v;
+
+    /* Digits only: no sign, so "-0" and "+5" are refused. */
+    if (s[0] == '\0' || s[strspn(s, "0123456789")] != '\0')
+        return XO_EINVAL;
+    if (config_parse_int(s, 0, CONFIG_SIM_SR_MS_MAX, &v))
+        return XO_EINVAL;
+    *r = (int)v;
+    return 0;
+}
+
+/* One "<sr-uuid>:<api-version>:<attach-ms>:<activate-ms>"; entry is
+ * modified. */
+static int
+config_parse_sim_sr(char *entry, struct config_sim_sr *sr)
+{
+    char *field[4];
+    char *p = entry;
+
+    for (int i = 0; i < 4; i++) {
+        field[i] = p;
+        p = strchr(p, ':');
+        if (i < 3) {
+            if (!p)
+                return XO_EINVAL;
+            *p++ = '\0';
+        } else if (p) {
+            return XO_EINVAL;
+        }
+    }
+    if (!ids_is_uuid(field[0]) ||
+        config_parse_api_version(field[1], sr->api_version,
+                                 sizeof(sr->api_version)) ||
+        config_parse_ms(field[2], &sr->attach_ms) ||
+        config_parse_ms(field[3], &sr->activate_ms))
+        return XO_EINVAL;
+    memcpy(sr->uuid, field[0], IDS_UUID_LEN + 1);
+    return 0;
+}
+
+int
+config_parse_sim_srs(const char *s, struct config_sim_sr **srs_r,
+                     size_t *n_r)
+{
+    struct config_sim_sr *srs = NULL;
+    char *copy = NULL;
+    char *entry;
+    size_t n = 0;
+    int rc = 0;
+
+    if (srs_r)
+        *srs_r = NULL;
+    if (n_r)
+        *n_r = 0;
+    if (s[0] == '\0')
+        goto out;
+    copy = xstrdup(s);
+    srs = xcalloc(CONFIG_SIM_SRS_MAX, sizeof(*srs));
+    entry = copy;
+    for (;;) {
+        char *comma = strchr(entry, ',');
+
+        if (comma)
+            *comma = '\0';
+        if (n == CONFIG_SIM_SRS_MAX || config_parse_sim_sr(entry, &srs[n])) {
+            rc = XO_EINVAL;
+            goto out;
+        }
+        /* Two entries for one SR would make its timings ambiguous. */
+        for (size_t i = 0; i < n; i++) {
+            if (strcasecmp(srs[i].uuid, srs[n].uuid) == 0) {
+                rc = XO_EINVAL;
+                goto out;
+            }
+        }
+        n++;
+        if (!comma)
+            break;
+        entry = comma + 1;
+    }
+    if (srs_r) {
+        *srs_r = srs;
+        srs = NULL;
+    }
+    if (n_r)
+        *n_r = n;
+out:
+    free(srs);
+    free(copy);
+    return rc;
+}
+
+static const struct config_key *
+config_find_key(const char *key)
+{
+    for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++)
+        if (strcmp(config_keys[i].name, key) == 0)
+            return &config_keys[i];
+    return NULL;
+}
+
+static bool
+config_is_ignored_xenopsd_key(const char *key)
+{
+    size_t n = sizeof(config_xenopsd_ignored) /
+               sizeof(config_xenopsd_ignored[0]);
+
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(config_xenopsd_ignored[i], key) == 0)
+            return true;
+    return false;
+}
+
+static bool
+config_is_abs_path(const char *s)
+{
+    return s[0] == '/' && !strchr(s, '\n') &&
+           strlen(s) < CONFIG_PATH_MAX;
+}
+
+/*
+ * Validate value for k without touching c. On success a string kind gets
+ * its new (owned) text in *str_r (NULL for an empty sim-srs), a number kind
+ * its value in *num_r. Returns 0, or XO_EINVAL with the reason in why.
+ */
+static int
+config_check(const struct config_key *k, const char *value, char **str_r,
+             int64_t *num_r, char *why, size_t why_len)
+{
+    const char *reason = NULL;
+    enum log_level level;
+    bool b;
+
+    *str_r = NULL;
+    switch (k->kind) {
+    case CONFIG_KIND_PATH:
+        if (!config_is_abs_path(value))
+            reason = "not an absolute path";
+        else
+            *str_r = xstrdup(value);
+        break;
+    case CONFIG_KIND_BOOL:
+        if (config_parse_bool(value, &b))
+            reason = "not 'true' or 'false'";
+        else
+            *num_r = b;
+        break;
+    case CONFIG_KIND_INT:
+    case CONFIG_KIND_INT64:
+        if (config_parse_int(value, k->min, k->max, num_r)) {
+            snprintf(why, why_len, "not an integer in %lld..%lld",
+                     (long long)k->min, (long long)k->max);
+            return XO_EINVAL;
+        }
+        break;
+    case CONFIG_KIND_LOGLEVEL:
+        if (log_level_parse(value, &level))
+            reason = "not one of error|warn|info|debug";
+        else
+            *str_r = xstrdup(config_level_names[level]);
+        break;
+    case CONFIG_KIND_BACKEND:
+        if (strcmp(value, "simulator") != 0 &&
+            strcmp(value, "xenlight") != 0)
+            reason = "not 'simulator' or 'xenlight'";
+        else
+            *str_r = xstrdup(value);
+        break;
+    case CONFIG_KIND_SIM_SRS:
+        if (config_parse_sim_srs(value, NULL, NULL))
+            reason = "not a comma list of "
+                     "<sr-uuid>:<api-version>:<attach-ms>:<activate-ms>";
+        else
+            *str_r = value[0] ? xstrdup(value) : NULL;
+        break;
+    }
+    if (reason) {
+        snprintf(why, why_len, "%s", reason);
+        return XO_EINVAL;
+    }
+    return 0;
+}
+
+int
+config_set(struct config *c, const char *key, const char *value,
+           const char *where)
+{
+    char shown_key[CONFIG_SHOWN_MAX + 1];
+    char shown_value[CONFIG_SHOWN_MAX + 1];
+    const struct config_key *k;
+    char why[128];
+    char *str = NULL;
+    int64_t num = 0;
+    char **field;
+
+    where = where ? where : "config";
+    config_shown(key, shown_key, sizeof(shown_key));
+    k = config_find_key(key);
+    if (!k) {
+        if (config_is_ignored_xenopsd_key(key))
+            LOG(INFO, "%s: ignoring xenopsd key '%s' (not used by xenops-c)",
+                where, shown_key);
+        else
+            LOG(WARN, "%s: ignoring unknown key '%s'", where, shown_key);
+        return 1;
+    }
+    if (config_check(k, value, &str, &num, why, sizeof(why))) {
+        config_shown(value, shown_value, sizeof(shown_value));
+        LOG(ERROR, "%s: bad value '%s' for key '%s': %s", where, shown_value,
+            k->name, why);
+        return xo_err_internal_code(XO_EINVAL,
+                                    "%s: bad value '%s' for key '%s': %s",
+                                    where, shown_value, k->name, why);
+    }
+    switch (k->kind) {
+    case CONFIG_KIND_BOOL:
+        *(bool *)((char *)c + k->offset) = num != 0;
+        break;
+    case CONFIG_KIND_INT:
+        *(int *)((char *)c + k->offset) = (int)num;
+        break;
+    case CONFIG_KIND_INT64:
+        *(int64_t *)((char *)c + k->offset) = num;
+        break;
+    default:
+        field = (char **)((char *)c + k->offset);
+        free(*field);
+        *field = str;
+        break;
+    }
+    return 0;
+}
+
+int
+config_parse_line(char *line, char **key_r, char **value_r)
+{
+    char *p;
+    char *end;
+    char *key;
+    char *key_end;
+    char *value;
+    size_t len;
+
+    *key_r = NULL;
+    *value_r = NULL;
+    /* xenopsd cuts at the first '#' without looking at quotes. */
+    line[strcspn(line, "#")] = '\0';
+    p = line + strspn(line, CONFIG_TRIM);
+    end = p + strlen(p);
+    while (end > p && strchr(CONFIG_TRIM, end[-1]))
+        end--;
+    *end = '\0';
+    if (*p == '\0')
+        return 0;
+
+    key = p;
+    key_end = key + strcspn(key, CONFIG_BLANKS "=");
+    if (key_end == key)
+        return XO_EINVAL;
+    p = key_end + strspn(key_end, CONFIG_BLANKS);
+    if (*p != '=')
+        return XO_EINVAL;
+    *key_end = '\0';
+    value = p + 1;
+    value += strspn(value, CONFIG_BLANKS);
+
+    len = strlen(value);
+    if (len >= 2 && (value[0] == '"' || value[0] == '\'') &&
+        value[len - 1] == value[0]) {
+        value[len - 1] = '\0';
+        value++;
+    }
+    *key_r = key;
+    *value_r = value;
+    return 1;
+}
+
+/* Apply every line of text (len bytes, modified in place). shown names the
+ * file in messages. */
+static int
+config_apply_text(struct config *c, const char *shown, char *text,
+                  size_t len)
+{
+    char *where = NULL;
+    char *line = text;
+    char *stop = text + len;
+    unsigned lineno = 0;
+    int rc = 0;
+
+    while (line < stop) {
+        char *nl = memchr(line, '\n', (size_t)(stop - line));
+        char *line_end = nl ? nl : stop;
+        char *key;
+        char *value;
+
+        lineno++;
+        if ((size_t)(line_end - line) > CONFIG_LINE_MAX) {
+            LOG(ERROR, "%s:%u: line longer than %d bytes", shown, lineno,
+                CONFIG_LINE_MAX);
+            rc = XO_EINVAL;
+            goto out;
+        }
+        if (memchr(line, '\0', (size_t)(line_end - line))) {
+            LOG(ERROR, "%s:%u: line contains a NUL byte", shown, lineno);
+            rc = XO_EINVAL;
+            goto out;
+        }
+        *line_end = '\0';
+        rc = config_parse_line(line, &key, &value);
+        if (rc < 0) {
+            LOG(ERROR, "%s:%u: malformed line (expected 'key = value')",
+                shown, lineno);
+            goto out;
+        }
+        if (rc == 1) {
+            free(where);
+            where = xasprintf("%s:%u", shown, lineno);
+            rc = config_set(c, key, value, where);
+            if (rc < 0)
+                goto out;
+        }
+        rc = 0;
+        line = line_end + 1;
+    }
+out:
+    free(where);
+    return rc;
+}
+
+/*
+ * Read the regular file name (relative to dfd) into a malloc'd buffer with
+ * a spare byte so the last line can be terminated in place.
+ */
+static int
+config_read(int dfd, const char *name, const char *shown, char **buf_r,
+            size_t *len_r)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    size_t cap = 0;
+    struct stat st;
+    ssize_t r;
+    int fd = -1;
+    int rc;
+
+    *buf_r = NULL;
+    /* O_NONBLOCK: a FIFO in place of the file must not hang start-up. */
+    fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        LOGE(ERROR, "cannot open config file '%s'", shown);
+        rc = XO_EIO;
+        goto out;
+    }
+    if (fstat(fd, &st) < 0) {
+        LOGE(ERROR, "cannot stat config file '%s'", shown);
+        rc = XO_EIO;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        LOG(ERROR, "config file '%s' is not a regular file", shown);
+        rc = XO_EINVAL;
+        goto out;
+    }
+    for (;;) {
+        if (len == cap) {
+            /* Grow to one byte past the limit so oversize is detected
+             * even when st_size was wrong. */
+            cap = cap ? cap * 2 : 8192;
+            if (cap > CONFIG_FILE_MAX + 1)
+                cap = CONFIG_FILE_MAX + 1;
+            buf = xrealloc(buf, cap + 1);
+        }
+        r = read(fd, buf + len, cap - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            LOGE(ERROR, "cannot read config file '%s'", shown);
+            rc = XO_EIO;
+            goto out;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+        if (len > CONFIG_FILE_MAX) {
+            LOG(ERROR, "config file '%s' is larger than %d bytes", shown,
+                CONFIG_FILE_MAX);
+            rc = XO_EINVAL;
+            goto out;
+        }
+    }
+    buf[len] = '\0';
+    *buf_r = buf;
+    *len_r = len;
+    buf = NULL;
+    rc = 0;
+out:
+    free(buf);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static int
+config_load_file(struct config *c, int dfd, const char *name,
+                 const char *shown)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    rc = config_read(dfd, name, shown, &text, &len);
+    if (rc)
+        goto out;
+    rc = config_apply_text(c, shown, text, len);
+out:
+    free(text);
+    return rc;
+}
+
+static int
+config_strcmp_ptr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Names of the fragments in d (dot entries excluded), sorted by strcmp. */
+static int
+config_list_dir(DIR *d, const char *dir, char ***names_r, size_t *n_r)
+{
+    char **names = NULL;
+    struct dirent *e;
+    size_t n = 0;
+    int rc = 0;
+
+    names = xcalloc(CONFIG_FRAGMENTS_MAX, sizeof(*names));
+    for (;;) {
+        errno = 0;
+        e = readdir(d);
+        if (!e)
+            break;
+        if (e->d_name[0] == '.')
+            continue;
+        if (n == CONFIG_FRAGMENTS_MAX) {
+            LOG(ERROR, "config dir '%s' has more than %d entries", dir,
+                CONFIG_FRAGMENTS_MAX);
+            rc = XO_EINVAL;
+            goto out;
+        }
+        names[n++] = xstrdup(e->d_name);
+    }
+    if (errno != 0) {
+        LOGE(ERROR, "cannot read config dir '%s'", dir);
+        rc = XO_EIO;
+        goto out;
+    }
+    qsort(names, n, sizeof(*names), config_strcmp_ptr);
+    *names_r = names;
+    *n_r = n;
+    names = NULL;
+out:
+    if (names) {
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+    }
+    return rc;
+}
+
+static int
+config_load_dir(struct config *c, const char *dir)
+{
+    char **names = NULL;
+    char *shown = NULL;
+    struct stat st;
+    size_t n = 0;
+    DIR *d = NULL;
+    int rc = 0;
+    int r;
+
+    d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) {
+            LOG(DEBUG, "config dir '%s' does not exist", dir);
+            goto out;
+        }
+        LOGE(ERROR, "cannot open config dir '%s'", dir);
+        rc = XO_EIO;
+        goto out;
+    }
+    rc = config_list_dir(d, dir, &names, &n);
+    if (rc)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        free(shown);
+        shown = xasprintf("%s/%s", dir, names[i]);
+        /* stat, not lstat: a symlinked fragment is a normal /etc idiom;
+         * a dangling one (ENOENT) is skipped like any non-regular entry. */
+        r = fstatat(dirfd(d), names[i], &st, 0);
+        if (r < 0 && errno != ENOENT) {
+            LOGE(ERROR, "cannot stat config fragment '%s'", shown);
+            rc = XO_EIO;
+            goto out;
+        }
+        if (r < 0 || !S_ISREG(st.st_mode)) {
+            LOG(INFO, "skipping config fragment '%s': not a regular file",
+                shown);
+            continue;
+        }
+        rc = config_load_file(c, dirfd(d), names[i], shown);
+        if (rc)
+            goto out;
+    }
+out:
+    free(shown);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (d)
+        closedir(d);
+    return rc;
+}
+
+int
+config_load(struct config *c, const char *file, const char *dir)
+{
+    char *fragments = NULL;
+    int rc = 0;
+
+    if (file) {
+        rc = config_load_file(c, AT_FDCWD, file, file);
+        if (rc)
+            goto out;
+    }
+    /* Copy: a fragment may set config-dir while we iterate. */
+    if (dir)
+        fragments = xstrdup(dir);
+    else if (c->config_dir)
+        fragments = xstrdup(c->config_dir);
+    if (fragments)
+        rc = config_load_dir(c, fragments);
+out:
+    free(fragments);
+    return rc;
+}

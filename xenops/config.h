@@ -18,6 +18,7 @@
 #define XENOPS_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct config {
@@ -45,10 +46,27 @@ struct config {
     char *sim_srs;                 /* "sim-srs": in-process test SRs, a
                                       comma list of
                                       "<sr-uuid>:<api-version>:<attach-ms>:
-                                      <activate-ms>", default NULL */
+                                      <activate-ms>", default NULL; an
+                                      empty value resets it to NULL */
 };
 
-/* Fill c with the defaults. Always succeeds. */
+/* Bounds on input: longer lines and bigger files are refused. */
+#define CONFIG_LINE_MAX 4096
+#define CONFIG_FILE_MAX (1024 * 1024)
+#define CONFIG_FRAGMENTS_MAX 1024
+
+/* One entry of "sim-srs", as parsed by config_parse_sim_srs. */
+struct config_sim_sr {
+    char uuid[37];                 /* IDS_UUID_LEN + 1 */
+    char api_version[16];          /* "<digits>.<digits>", e.g. "3.0" */
+    int attach_ms;                 /* 0..CONFIG_SIM_SR_MS_MAX */
+    int activate_ms;               /* 0..CONFIG_SIM_SR_MS_MAX */
+};
+#define CONFIG_SIM_SR_MS_MAX 600000
+#define CONFIG_SIM_SRS_MAX 64
+
+/* Fill c with the defaults. Always succeeds. c must be uninitialised or
+ * disposed: whatever it held is overwritten, not freed. */
 void config_defaults(struct config *c);
 
 /*
@@ -56,6 +74,10 @@ void config_defaults(struct config *c);
  * NULL or missing). Values override what c holds. Returns 0, or XO_EINVAL /
  * XO_EIO after logging "<file>:<line>: ..." naming the key. On failure c
  * may hold some of the new values; callers abort start-up.
+ * When dir is NULL, c->config_dir as it stands after reading file is used
+ * (so a "config-dir" key in the file takes effect, as in xenopsd).
+ * Fragments that are not regular files (after following symlinks) are
+ * skipped; a dir that exists but cannot be read is an error (XO_EIO).
  */
 int config_load(struct config *c, const char *file, const char *dir);
 
@@ -72,6 +94,22 @@ int config_set(struct config *c, const char *key, const char *value,
  * the line holds a pair, 0 if blank/comment, XO_EINVAL if malformed. */
 int config_parse_line(char *line, char **key_r, char **value_r);
 
+/* OCaml bool_of_string: exactly "true" or "false". Returns 0 or XO_EINVAL
+ * (no log, no detail; *r untouched on error). */
+int config_parse_bool(const char *s, bool *r);
+
+/*
+ * Parse a "sim-srs" value: a comma list of
+ * "<sr-uuid>:<api-version>:<attach-ms>:<activate-ms>" with distinct SR uuids,
+ * at most CONFIG_SIM_SRS_MAX entries. An empty string is the empty list
+ * (*srs_r NULL, *n_r 0). Returns 0 with a malloc'd array the caller frees,
+ * or XO_EINVAL (no log, no detail) with *srs_r NULL. srs_r may be NULL to
+ * validate only.
+ */
+int config_parse_sim_srs(const char *s, struct config_sim_sr **srs_r,
+                         size_t *n_r);
+
+/* Free the strings of c and NULL them; idempotent. */
 void config_dispose(struct config *c);
 
 #endif

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -13,7 +14,9 @@
 /*
  * yajl's tree parser has no depth limit and builds the tree without
  * recursion, but freeing and walking it recurses. Counting brackets outside
- * strings before parsing bounds both.
+ * strings before parsing bounds both. yajl_tree_parse also accepts
+ * comments, which would hide a quote from this scan: JSON has none, so a
+ * '/' outside a string is refused here (returns -1).
  */
 static int
 json_depth_ok(const char *text, size_t len)
@@ -33,6 +36,8 @@ json_depth_ok(const char *text, size_t len)
         }
         if (c == '"') {
             in_str = true;
+        } else if (c == '/') {
+            return -1;
         } else if (c == '[' || c == '{') {
             if (++depth > JSON_MAX_DEPTH)
                 return 0;
@@ -56,9 +61,14 @@ json_parse(const char *text, size_t len, yajl_val *tree_r)
         rc = xo_err_internal_code(XO_EINVAL, "JSON input contains a NUL byte");
         goto out;
     }
-    if (!json_depth_ok(text, len)) {
+    switch (json_depth_ok(text, len)) {
+    case 0:
         rc = xo_err_internal_code(XO_EINVAL, "JSON nested deeper than %d",
                                   JSON_MAX_DEPTH);
+        goto out;
+    case -1:
+        rc = xo_err_internal_code(XO_EINVAL, "malformed JSON: comments are "
+                                  "not allowed");
         goto out;
     }
     copy = xstrndup(text, len);
@@ -124,7 +134,10 @@ json_to_int64(yajl_val v, int64_t *r)
         *r = YAJL_GET_INTEGER(v);
         return 0;
     }
-    if (v && YAJL_IS_STRING(v) && v->u.string[0]) {
+    /* Digits with an optional '-': strtoll alone would take " 12", "+12". */
+    if (v && YAJL_IS_STRING(v) &&
+        (isdigit((unsigned char)v->u.string[0]) ||
+         (v->u.string[0] == '-' && isdigit((unsigned char)v->u.string[1])))) {
         errno = 0;
         n = strtoll(v->u.string, &end, 10);
         if (errno == 0 && *end == '\0') {
@@ -275,12 +288,9 @@ json_gen_tree(yajl_gen g, yajl_val v)
         json_gen_str(g, v->u.string);
         break;
     case yajl_t_number:
-        if (YAJL_IS_INTEGER(v))
-            yajl_gen_integer(g, YAJL_GET_INTEGER(v));
-        else if (YAJL_IS_DOUBLE(v))
-            yajl_gen_double(g, YAJL_GET_DOUBLE(v));
-        else
-            yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+        /* The original text: re-printing a double would change 0.1 into
+         * 0.10000000000000000555, and big integers would overflow. */
+        yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
         break;
     case yajl_t_object:
         yajl_gen_map_open(g);

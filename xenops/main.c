@@ -1,1 +1,208 @@
-int main(void) { return 0; }
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * xenopsd-c: start-up. Reads the configuration like xenopsd
+ * (--config FILE, then --config-dir fragments; any key can also be given
+ * as --<key> VALUE or --<key>=VALUE, applied before the files as xenopsd's
+ * cmdliner defaults are), builds the server, serves the message interface
+ * on <sockets-path>/xenopsd and runs until SIGTERM/SIGINT or
+ * DEBUG.shutdown.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "errors.h"
+#include "log.h"
+#include "rpc.h"
+#include "rpc_methods.h"
+#include "server.h"
+#include "xalloc.h"
+
+#define DEFAULT_CONFIG "/etc/xenopsd.conf"
+
+static volatile sig_atomic_t stop_requested;
+static int stop_pipe[2] = { -1, -1 };
+
+static void
+request_stop(void)
+{
+    char c = 1;
+
+    stop_requested = 1;
+    /* Async-signal-safe wake-up of the main thread. */
+    if (write(stop_pipe[1], &c, 1) < 0)
+        return;
+}
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    request_stop();
+}
+
+static void
+on_debug_shutdown(void *opaque)
+{
+    (void)opaque;
+    request_stop();
+}
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "usage: xenopsd-c [--config FILE] [--config-dir DIR] "
+            "[--<key> VALUE]...\n"
+            "  Runs the VM operations daemon. Keys are those of "
+            "xenopsd.conf(5),\n"
+            "  e.g. --sockets-path /run/xenopsd --backend simulator.\n"
+            "  --version prints the version.\n");
+}
+
+/* mkdir -p for the sockets dir, mode 0700 for new levels. */
+static int
+make_dirs(const char *path)
+{
+    char *p = xstrdup(path);
+    int rc = 0;
+
+    for (char *s = p + 1; ; s++) {
+        if (*s == '/' || *s == '\0') {
+            char saved = *s;
+
+            *s = '\0';
+            if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+                LOGE(ERROR, "cannot create directory '%s'", p);
+                rc = XO_EIO;
+                break;
+            }
+            *s = saved;
+            if (!saved)
+                break;
+        }
+    }
+    free(p);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct config cfg;
+    struct server *srv = NULL;
+    struct rpc_server *rpc = NULL;
+    struct rpc_server_config rcfg;
+    struct rpc_methods_ctx mctx;
+    const char *config_file = NULL;
+    char *sock = NULL;
+    enum log_level lvl;
+    struct sigaction sa;
+    int rc = 1;
+
+    config_defaults(&cfg);
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        char *key, *eq, *value;
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            usage(stdout);
+            config_dispose(&cfg);
+            return 0;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf("xenopsd-c %s\n", PACKAGE_VERSION);
+            config_dispose(&cfg);
+            return 0;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            usage(stderr);
+            goto out;
+        }
+        key = xstrdup(arg + 2);
+        eq = strchr(key, '=');
+        if (eq) {
+            *eq = '\0';
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            fprintf(stderr, "xenopsd-c: option '--%s' needs a value\n", key);
+            free(key);
+            goto out;
+        }
+        if (strcmp(key, "config") == 0) {
+            free((char *)config_file);
+            config_file = xstrdup(value);
+            free(key);
+            continue;
+        }
+        if (config_set(&cfg, key, value, "command line") != 0) {
+            fprintf(stderr, "xenopsd-c: bad option '--%s'\n", key);
+            free(key);
+            goto out;
+        }
+        free(key);
+    }
+    if (!config_file && access(DEFAULT_CONFIG, R_OK) == 0)
+        config_file = xstrdup(DEFAULT_CONFIG);
+    if (config_load(&cfg, config_file, cfg.config_dir) != 0) {
+        fprintf(stderr, "xenopsd-c: configuration error (see above)\n");
+        goto out;
+    }
+    if (log_level_parse(cfg.loglevel, &lvl) == 0)
+        log_set_level(lvl);
+
+    if (pipe(stop_pipe) < 0) {
+        LOGE(ERROR, "pipe");
+        goto out;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (make_dirs(cfg.sockets_path))
+        goto out;
+    if (server_new(&cfg, NULL, &srv)) {
+        LOG(ERROR, "cannot start the server");
+        goto out;
+    }
+    mctx.srv = srv;
+    mctx.shutdown = on_debug_shutdown;
+    mctx.shutdown_opaque = NULL;
+    memset(&rcfg, 0, sizeof(rcfg));
+    sock = xasprintf("%s/xenopsd", cfg.sockets_path);
+    rcfg.path = sock;
+    if (rpc_server_start(&rcfg, rpc_methods_table, rpc_methods_count, &mctx,
+                         &rpc)) {
+        LOG(ERROR, "cannot serve on '%s'", sock);
+        goto out;
+    }
+    LOG(INFO, "xenopsd-c %s ready on '%s' (backend '%s', legacy %s)",
+        PACKAGE_VERSION, sock, cfg.backend,
+        cfg.vbd_plug_unplug_legacy ? "true" : "false");
+
+    while (!stop_requested) {
+        char c;
+
+        if (read(stop_pipe[0], &c, 1) < 0 && errno != EINTR)
+            break;
+    }
+    LOG(INFO, "stopping");
+    rc = 0;
+out:
+    if (rpc)
+        rpc_server_stop(rpc);
+    server_free(srv);
+    free(sock);
+    free((char *)config_file);
+    config_dispose(&cfg);
+    return rc;
+}

@@ -21,20 +21,30 @@ typedef void (*queue_fn)(void *arg);
 
 struct queue_pool;
 
-/* name is for logs ("default", "parallel", "nested", "receive"). */
+/* name is for logs ("default", "parallel", "nested", "receive"); a count
+ * below 1 is logged and taken as 1. Aborts (logged) when not even one
+ * worker thread can be started, like xmalloc on out-of-memory. */
 struct queue_pool *queue_pool_new(const char *name, int nworkers);
 /* Stop accepting work, run what is already queued, join the workers and
- * free the pool. */
+ * free the pool. A push after this started is a bug: logged and dropped.
+ * Must not be called from a worker of p. NULL is a no-op. */
 void queue_pool_free(struct queue_pool *p);
 
 /* Grow or shrink the worker count (>= 1); shrinking lets busy workers
- * finish their item first. */
+ * finish their item first. A count below 1 is logged and changes nothing. */
 void queue_pool_resize(struct queue_pool *p, int nworkers);
+/* The wanted worker count (last new/resize). */
 int queue_pool_size(struct queue_pool *p);
+/* Worker threads still alive: above queue_pool_size while surplus workers
+ * finish their item after a shrink (diagnostics and tests). */
+int queue_pool_threads(struct queue_pool *p);
 
-/* Append work for tag (copied). Never blocks on other work. */
+/* Append work for tag (copied; any length). Never blocks on other work. */
 void queue_push(struct queue_pool *p, const char *tag, queue_fn fn,
                 void *arg);
+/* From now on pushes for alias go to tag (one level, resolved at push
+ * time; replaces an earlier alias of the same name) until an item of tag
+ * finishes. */
 void queue_alias(struct queue_pool *p, const char *tag, const char *alias);
 
 /* Number of items queued (not running) for tag, after alias resolution. */

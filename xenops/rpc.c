@@ -1,1 +1,1288 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * rpc: HTTP/1.1 on a Unix socket, one thread per connection.
+ *
+ * Layers, each knowing nothing of the next:
+ *
+ *   accept thread   accept4, SO_PEERCRED, connection cap (503)
+ *   conn thread     http_read_request: one request, bounded in size and time
+ *                   rpc_codec_pick: the body's encoding, by Content-Type or
+ *                     first body byte (JSON-RPC today; XML-RPC is plugged in
+ *                     as a second entry of rpc_codecs[] on the same socket)
+ *                   rpc_dispatch: uid check, method lookup, handler call
+ *                   http_write_response
+ *
+ * Example exchange (keep-alive unless the client says otherwise):
+ *
+ *   POST / HTTP/1.1\r\nContent-Length: 52\r\n\r\n
+ *   {"method":"VM.exists","params":[{"id":"..."}],"id":1}
+ *   ->
+ *   HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n
+ *   Content-Length: 37\r\n\r\n{"result":true,"error":null,"id":0}
+ *
+ * Every failure after the HTTP framing was understood is a 200 whose body
+ * carries the error member, as xenopsd does; broken framing gets a 4xx with
+ * the same kind of body and the connection is closed, because after a
+ * framing error nothing says where the next request would start.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "errors.h"
+#include "json.h"
+#include "log.h"
+#include "rpc.h"
+#include "rpc_json.h"
+#include "xalloc.h"
+
+#define RPC_HDR_MAX (16 * 1024)
+#define RPC_DEFAULT_IO_TIMEOUT_MS 10000
+#define RPC_DEFAULT_IDLE_TIMEOUT_MS 60000
+#define RPC_CLIENT_DEFAULT_TIMEOUT_MS 30000
+#define RPC_CLIENT_CONNECT_MAX_MS 30000
+#define RPC_CLIENT_MAX_REPLY (64u * 1024 * 1024)
+#define RPC_LISTEN_BACKLOG 128
+
+/* ---- encodings ---- */
+
+struct rpc_codec {
+    const char *content_type;
+    /* Whether this codec claims a request (body may be NULL before the
+     * body was read); the last codec of the table takes the rest. */
+    bool (*matches)(const char *content_type, const char *body, size_t len);
+    /* On success *state_r owns what method/params point into. */
+    int (*decode)(const char *body, size_t len, void **state_r,
+                  const char **method_r, yajl_val *params_r);
+    void (*free_state)(void *state);
+    char *(*encode_reply)(const char *result_json, const char *error_json);
+};
+
+static bool
+rpc_json_matches(const char *content_type, const char *body, size_t len)
+{
+    (void)content_type;
+    (void)body;
+    (void)len;
+    return true;
+}
+
+static int
+rpc_json_decode(const char *body, size_t len, void **state_r,
+                const char **method_r, yajl_val *params_r)
+{
+    yajl_val tree;
+    int rc;
+
+    rc = rpc_json_decode_request(body, len, &tree, method_r, params_r);
+    *state_r = tree;
+    return rc;
+}
+
+static void
+rpc_json_free_state(void *state)
+{
+    yajl_tree_free(state);
+}
+
+static const struct rpc_codec rpc_codec_json = {
+    .content_type = "application/json",
+    .matches = rpc_json_matches,
+    .decode = rpc_json_decode,
+    .free_state = rpc_json_free_state,
+    .encode_reply = rpc_json_encode_reply,
+};
+
+static const struct rpc_codec *const rpc_codecs[] = {
+    &rpc_codec_json,
+};
+
+static const struct rpc_codec *
+rpc_codec_pick(const char *content_type, const char *body, size_t len)
+{
+    size_t n = sizeof(rpc_codecs) / sizeof(rpc_codecs[0]);
+
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (rpc_codecs[i]->matches(content_type, body, len))
+            return rpc_codecs[i];
+    }
+    return rpc_codecs[n - 1];
+}
+
+/* ---- time and I/O with deadlines ---- */
+
+static int64_t
+rpc_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* deadline < 0 means none. */
+static int64_t
+rpc_deadline(int timeout_ms)
+{
+    return timeout_ms < 0 ? -1 : rpc_now_ms() + timeout_ms;
+}
+
+/* Wait until fd is ready for events: 0, XO_ETIMEDOUT or XO_EIO. */
+static int
+rpc_wait(int fd, short events, int64_t deadline)
+{
+    struct pollfd pfd = { .fd = fd, .events = events };
+    int timeout, r;
+
+    for (;;) {
+        timeout = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - rpc_now_ms();
+
+            if (left <= 0)
+                return XO_ETIMEDOUT;
+            timeout = left > INT32_MAX ? INT32_MAX : (int)left;
+        }
+        r = poll(&pfd, 1, timeout);
+        if (r > 0)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return XO_EIO;
+    }
+}
+
+static int
+rpc_send_all(int fd, const char *buf, size_t len, int64_t deadline)
+{
+    ssize_t r;
+    int rc;
+
+    while (len > 0) {
+        rc = rpc_wait(fd, POLLOUT, deadline);
+        if (rc)
+            return rc;
+        r = send(fd, buf, len, MSG_NOSIGNAL);
+        if (r < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            return XO_EIO;
+        }
+        buf += r;
+        len -= (size_t)r;
+    }
+    return 0;
+}
+
+/* A growable receive buffer; bytes past the current request (pipelining)
+ * stay in it for the next one. */
+struct rpc_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+
+/* Read once, at most up to limit bytes held in total: bytes read (> 0),
+ * 0 on EOF, XO_ETIMEDOUT or XO_EIO. */
+static ssize_t
+rpc_buf_fill(struct rpc_buf *b, int fd, size_t limit, int64_t deadline)
+{
+    ssize_t r;
+    int rc;
+
+    if (limit <= b->len)
+        return XO_EIO;
+    /* limit is already bounded by the header or body limit. */
+    if (b->cap < limit) {
+        b->cap = limit;
+        b->data = xrealloc(b->data, b->cap);
+    }
+    for (;;) {
+        rc = rpc_wait(fd, POLLIN, deadline);
+        if (rc)
+            return rc;
+        r = recv(fd, b->data + b->len, limit - b->len, 0);
+        if (r >= 0)
+            break;
+        if (errno != EINTR && errno != EAGAIN)
+            return XO_EIO;
+    }
+    b->len += (size_t)r;
+    return r;
+}
+
+static void
+rpc_buf_consume(struct rpc_buf *b, size_t n)
+{
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    /* An idle keep-alive connection should not pin a large body's buffer. */
+    if (b->cap > 4 * RPC_HDR_MAX && b->len <= RPC_HDR_MAX) {
+        b->cap = RPC_HDR_MAX;
+        b->data = xrealloc(b->data, b->cap);
+    }
+}
+
+/* ---- HTTP framing, shared by server and client ---- */
+
+/* Offset just past the blank line ending the header block, or 0. Bare LF
+ * line ends are accepted as RFC 9112 allows. */
+static size_t
+http_header_end(const char *buf, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (buf[i] != '\n')
+            continue;
+        if (buf[i + 1] == '\n')
+            return i + 2;
+        if (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')
+            return i + 3;
+    }
+    return 0;
+}
+
+/* Cut the next line off *p (a NUL-terminated header block), dropping the
+ * line end. NULL when no line is left. */
+static char *
+http_next_line(char **p)
+{
+    char *line = *p;
+    char *nl;
+
+    if (!*line)
+        return NULL;
+    nl = strchr(line, '\n');
+    if (nl) {
+        *nl = '\0';
+        *p = nl + 1;
+    } else {
+        *p = line + strlen(line);
+    }
+    if (nl && nl > line && nl[-1] == '\r')
+        nl[-1] = '\0';
+    return line;
+}
+
+static char *
+http_trim(char *s)
+{
+    char *e;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+        *--e = '\0';
+    return s;
+}
+
+/* Split "Name: value"; fails on an empty name, whitespace in the name or
+ * an obsolete folded line. */
+static bool
+http_split_header(char *line, char **name_r, char **value_r)
+{
+    char *colon = strchr(line, ':');
+
+    if (!colon || colon == line)
+        return false;
+    for (char *c = line; c < colon; c++) {
+        if (*c <= ' ' || *c == 0x7f)
+            return false;
+    }
+    *colon = '\0';
+    *name_r = line;
+    *value_r = http_trim(colon + 1);
+    return true;
+}
+
+/* A plain decimal; *too_big_r when it exceeds max. */
+static bool
+http_parse_length(const char *s, size_t max, size_t *len_r, bool *too_big_r)
+{
+    size_t n = 0;
+
+    *too_big_r = false;
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        if (n > (max - (size_t)(*s - '0')) / 10)
+            *too_big_r = true;
+        else
+            n = n * 10 + (size_t)(*s - '0');
+    }
+    *len_r = n;
+    return true;
+}
+
+/* Whether a comma-separated header value holds token (case-insensitive). */
+static bool
+http_has_token(const char *value, const char *token)
+{
+    size_t n = strlen(token);
+
+    for (const char *p = value; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (strncasecmp(p, token, n) == 0 &&
+            (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
+            return true;
+        while (*p && *p != ',')
+            p++;
+    }
+    return false;
+}
+
+static const char *
+http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    }
+    return "Error";
+}
+
+static int
+http_write_response(int fd, int status, const char *content_type,
+                    const char *body, bool close, int64_t deadline)
+{
+    size_t len = body ? strlen(body) : 0;
+    char head[256];
+    int n, rc;
+
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n%s\r\n",
+                 status, http_reason(status),
+                 content_type ? "Content-Type: " : "",
+                 content_type ? content_type : "", content_type ? "\r\n" : "",
+                 len, close ? "Connection: close\r\n" : "");
+    rc = rpc_send_all(fd, head, (size_t)n, deadline);
+    if (rc == 0 && len > 0)
+        rc = rpc_send_all(fd, body, len, deadline);
+    return rc;
+}
+
+/* ---- server ---- */
+
+enum rpc_slot_state {
+    RPC_SLOT_FREE = 0,
+    RPC_SLOT_RUNNING,
+    RPC_SLOT_DONE,      /* thread finished, waiting to be joined */
+};
+
+struct rpc_slot {
+    enum rpc_slot_state state;
+    pthread_t thread;
+    int fd;             /* owned by the connection thread; -1 once closed */
+};
+
+struct rpc_server {
+    char *path;
+    size_t max_body;
+    uid_t *allowed_uids;
+    size_t n_allowed_uids;
+    int io_timeout_ms;
+    int idle_timeout_ms;
+    const struct rpc_method *table;
+    size_t n_methods;
+    void *ctx;
+
+    int listen_fd;
+    dev_t sock_dev;     /* the socket file we created, so stop never */
+    ino_t sock_ino;     /* unlinks a successor's */
+    int wake_fds[2];    /* self-pipe: stop wakes the accept thread */
+    pthread_t accept_thread;
+    atomic_bool stopping;
+
+    /* lock guards slots[] (state and fd). */
+    pthread_mutex_t lock;
+    struct rpc_slot slots[RPC_MAX_CONNS];
+};
+
+struct rpc_conn {
+    struct rpc_server *srv;
+    struct rpc_slot *slot;
+    int fd;
+    uid_t uid;
+    pid_t pid;
+    struct rpc_buf buf;
+};
+
+/* What http_read_request understood of one request. */
+struct http_request {
+    int status;             /* 200 = dispatch; 0 = close quietly; else error */
+    const char *why;        /* reason for a non-200 status, for the log */
+    bool keep_alive;
+    size_t head_len;
+    size_t body_len;
+    char content_type[64];
+};
+
+/* Request line: METHOD SP target SP HTTP/1.x. */
+static void
+http_parse_request_line(char *line, struct http_request *req)
+{
+    char *target = strchr(line, ' ');
+    char *version = target ? strchr(target + 1, ' ') : NULL;
+
+    if (!target || !version || version == target + 1 ||
+        strchr(version + 1, ' ')) {
+        req->status = 400;
+        req->why = "malformed request line";
+        return;
+    }
+    *target = '\0';
+    if (strcmp(version + 1, "HTTP/1.1") == 0) {
+        req->keep_alive = true;
+    } else if (strcmp(version + 1, "HTTP/1.0") == 0) {
+        req->keep_alive = false;
+    } else {
+        req->status = strncmp(version + 1, "HTTP/", 5) == 0 ? 505 : 400;
+        req->why = "unsupported HTTP version";
+        return;
+    }
+    if (strcmp(line, "POST") != 0) {
+        req->status = 404;
+        req->why = "method is not POST";
+        return;
+    }
+    req->status = 200;
+}
+
+/* One header line into req; sets req->status on a refusal. */
+static void
+http_parse_header(struct rpc_server *srv, char *line,
+                  struct http_request *req, bool *have_len)
+{
+    char *name, *value;
+    size_t n;
+    bool too_big;
+
+    if (!http_split_header(line, &name, &value)) {
+        req->status = 400;
+        req->why = "malformed header line";
+    } else if (strcasecmp(name, "Content-Length") == 0) {
+        if (!http_parse_length(value, srv->max_body, &n, &too_big) ||
+            (*have_len && !too_big && n != req->body_len)) {
+            req->status = 400;
+            req->why = "invalid Content-Length";
+        } else if (too_big) {
+            req->status = 413;
+            req->why = "body larger than the limit";
+        } else {
+            req->body_len = n;
+            *have_len = true;
+        }
+    } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+        req->status = 411;
+        req->why = "Transfer-Encoding is not supported";
+    } else if (strcasecmp(name, "Connection") == 0) {
+        if (http_has_token(value, "close"))
+            req->keep_alive = false;
+        else if (http_has_token(value, "keep-alive"))
+            req->keep_alive = true;
+    } else if (strcasecmp(name, "Content-Type") == 0) {
+        xstrlcpy(req->content_type, value, sizeof(req->content_type));
+    }
+}
+
+static void
+http_parse_head(struct rpc_server *srv, const char *head, size_t len,
+                struct http_request *req)
+{
+    char *copy = xstrndup(head, len);
+    char *p = copy;
+    char *line;
+    bool have_len = false;
+
+    if (memchr(head, '\0', len)) {
+        req->status = 400;
+        req->why = "NUL byte in header block";
+        goto out;
+    }
+    line = http_next_line(&p);
+    http_parse_request_line(line ? line : p, req);
+    while (req->status == 200 && (line = http_next_line(&p)) && *line)
+        http_parse_header(srv, line, req, &have_len);
+    if (req->status == 200 && !have_len) {
+        req->status = 411;
+        req->why = "Content-Length is required";
+    }
+out:
+    free(copy);
+}
+
+/*
+ * Read one request into c->buf: head_len header bytes, then body_len body
+ * bytes. The idle limit applies until the first byte; from then on the
+ * whole request must arrive within the I/O limit.
+ */
+static void
+http_read_request(struct rpc_conn *c, struct http_request *req)
+{
+    struct rpc_server *srv = c->srv;
+    int64_t deadline;
+    ssize_t r;
+
+    memset(req, 0, sizeof(*req));
+    /* Tolerate stray line ends between requests (RFC 9112 2.2). */
+    while (c->buf.len > 0 && (c->buf.data[0] == '\r' ||
+                              c->buf.data[0] == '\n'))
+        rpc_buf_consume(&c->buf, 1);
+    if (c->buf.len == 0) {
+        r = rpc_buf_fill(&c->buf, c->fd, RPC_HDR_MAX,
+                         rpc_deadline(srv->idle_timeout_ms));
+        if (r <= 0) {
+            req->why = r == XO_ETIMEDOUT ? "idle" : "closed by peer";
+            return;
+        }
+    }
+    deadline = rpc_deadline(srv->io_timeout_ms);
+    while (!(req->head_len = http_header_end(c->buf.data, c->buf.len))) {
+        if (c->buf.len >= RPC_HDR_MAX) {
+            req->status = 431;
+            req->why = "header block larger than 16 KiB";
+            return;
+        }
+        r = rpc_buf_fill(&c->buf, c->fd, RPC_HDR_MAX, deadline);
+        if (r <= 0)
+            goto short_read;
+    }
+    http_parse_head(srv, c->buf.data, req->head_len, req);
+    if (req->status != 200)
+        return;
+    while (c->buf.len < req->head_len + req->body_len) {
+        r = rpc_buf_fill(&c->buf, c->fd, req->head_len + req->body_len,
+                         deadline);
+        if (r <= 0)
+            goto short_read;
+    }
+    return;
+short_read:
+    if (r == XO_ETIMEDOUT) {
+        req->status = 408;
+        req->why = "request not received in time";
+    } else {
+        req->status = 0;
+        req->why = "truncated request";
+    }
+}
+
+static bool
+rpc_uid_allowed(const struct rpc_server *srv, uid_t uid)
+{
+    for (size_t i = 0; i < srv->n_allowed_uids; i++) {
+        if (srv->allowed_uids[i] == uid)
+            return true;
+    }
+    return false;
+}
+
+static const struct rpc_method *
+rpc_lookup(const struct rpc_server *srv, const char *name)
+{
+    for (size_t i = 0; i < srv->n_methods; i++) {
+        if (strcmp(srv->table[i].name, name) == 0)
+            return &srv->table[i];
+    }
+    return NULL;
+}
+
+/* Log a refused request without its body; the detail text is bounded. */
+static char *
+rpc_refuse(const struct rpc_conn *c, int rc)
+{
+    char *err = xo_err_take_json(rc);
+
+    LOG(WARN, "refused request from pid %d uid %u: %.256s", (int)c->pid,
+        (unsigned)c->uid, err);
+    return err;
+}
+
+/* Decode, check and run one request; returns the encoded reply body. */
+static char *
+rpc_dispatch(struct rpc_conn *c, const struct rpc_codec *codec,
+             const char *body, size_t len)
+{
+    static struct yajl_val_s empty_params = { .type = yajl_t_object };
+    struct rpc_server *srv = c->srv;
+    const struct rpc_method *m;
+    struct rpc_request req = { .peer_uid = c->uid };
+    void *state = NULL;
+    char *result = NULL;
+    char *err = NULL;
+    char *reply;
+    int rc;
+
+    if (!rpc_uid_allowed(srv, c->uid)) {
+        rc = xo_err_internal("permission denied for uid %u",
+                             (unsigned)c->uid);
+        err = rpc_refuse(c, rc);
+        goto out;
+    }
+    rc = codec->decode(body, len, &state, &req.method, &req.params);
+    if (rc) {
+        err = rpc_refuse(c, rc);
+        goto out;
+    }
+    m = rpc_lookup(srv, req.method);
+    if (!m) {
+        rc = xo_err_internal_code(XO_EINVAL, "unknown method '%s'",
+                                  req.method);
+        err = rpc_refuse(c, rc);
+        goto out;
+    }
+    if (!req.params)
+        req.params = &empty_params;
+    /* A detail left over from an earlier request must not be mistaken for
+     * this handler's. */
+    xo_err_clear();
+    rc = m->fn(srv->ctx, &req, &result);
+    if (rc) {
+        free(result);
+        result = NULL;
+        err = xo_err_take_json(rc);
+    }
+out:
+    reply = codec->encode_reply(result, err);
+    if (state)
+        codec->free_state(state);
+    free(result);
+    free(err);
+    return reply;
+}
+
+/* Answer a framing failure with an error body, as the codec would word it. */
+static void
+rpc_send_http_error(struct rpc_conn *c, const struct http_request *req)
+{
+    const struct rpc_codec *codec = rpc_codec_pick(req->content_type, NULL,
+                                                   0);
+    char *err = NULL;
+    char *body = NULL;
+    int rc;
+
+    LOG(WARN, "refused request from pid %d uid %u: http %d: %s", (int)c->pid,
+        (unsigned)c->uid, req->status, req->why);
+    if (req->status == 404) {
+        http_write_response(c->fd, 404, NULL, NULL, true,
+                            rpc_deadline(c->srv->io_timeout_ms));
+        return;
+    }
+    rc = xo_err_internal_code(XO_EINVAL, "%s", req->why);
+    err = xo_err_take_json(rc);
+    body = codec->encode_reply(NULL, err);
+    http_write_response(c->fd, req->status, codec->content_type, body, true,
+                        rpc_deadline(c->srv->io_timeout_ms));
+    free(body);
+    free(err);
+}
+
+static void
+rpc_conn_serve(struct rpc_conn *c)
+{
+    struct http_request req;
+    const struct rpc_codec *codec;
+    const char *body;
+    char *reply;
+    bool keep;
+
+    for (;;) {
+        http_read_request(c, &req);
+        if (req.status == 0) {
+            if (c->buf.len > 0)
+                LOG(WARN, "refused request from pid %d uid %u: %s",
+                    (int)c->pid, (unsigned)c->uid, req.why);
+            return;
+        }
+        if (req.status != 200) {
+            rpc_send_http_error(c, &req);
+            return;
+        }
+        body = c->buf.data + req.head_len;
+        codec = rpc_codec_pick(req.content_type, body, req.body_len);
+        reply = rpc_dispatch(c, codec, body, req.body_len);
+        keep = req.keep_alive && !atomic_load(&c->srv->stopping);
+        if (http_write_response(c->fd, 200, codec->content_type, reply,
+                                !keep, rpc_deadline(c->srv->io_timeout_ms)))
+            keep = false;
+        free(reply);
+        if (!keep)
+            return;
+        rpc_buf_consume(&c->buf, req.head_len + req.body_len);
+    }
+}
+
+static void *
+rpc_conn_main(void *arg)
+{
+    struct rpc_conn *c = arg;
+    struct rpc_server *srv = c->srv;
+
+    rpc_conn_serve(c);
+    /* Close under the lock: stop shuts fds down under it, and must never
+     * hit a number the kernel already gave to someone else. */
+    pthread_mutex_lock(&srv->lock);
+    close(c->fd);
+    c->slot->fd = -1;
+    c->slot->state = RPC_SLOT_DONE;
+    pthread_mutex_unlock(&srv->lock);
+    free(c->buf.data);
+    free(c);
+    return NULL;
+}
+
+/* Join finished connection threads; called with srv->lock held. */
+static void
+rpc_reap(struct rpc_server *srv)
+{
+    for (size_t i = 0; i < RPC_MAX_CONNS; i++) {
+        if (srv->slots[i].state == RPC_SLOT_DONE) {
+            pthread_join(srv->slots[i].thread, NULL);
+            srv->slots[i].state = RPC_SLOT_FREE;
+        }
+    }
+}
+
+static void
+rpc_reject_busy(int fd, const struct ucred *cred)
+{
+    static const char busy[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+        "Connection: close\r\n\r\n";
+
+    LOG(WARN, "refused connection from pid %d uid %u: %d connections open",
+        (int)cred->pid, (unsigned)cred->uid, RPC_MAX_CONNS);
+    /* A fresh socket has room for this; never block the accept loop. */
+    if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        LOGE(DEBUG, "cannot send 503");
+    close(fd);
+}
+
+/* Hand an accepted connection to a thread, or refuse it. */
+static void
+rpc_accept_one(struct rpc_server *srv, int fd)
+{
+    struct ucred cred;
+    socklen_t cred_len = sizeof(cred);
+    struct rpc_slot *slot = NULL;
+    struct rpc_conn *c;
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0) {
+        LOGE(WARN, "refused connection: cannot read peer credentials");
+        close(fd);
+        return;
+    }
+    pthread_mutex_lock(&srv->lock);
+    rpc_reap(srv);
+    for (size_t i = 0; i < RPC_MAX_CONNS && !slot; i++) {
+        if (srv->slots[i].state == RPC_SLOT_FREE)
+            slot = &srv->slots[i];
+    }
+    if (!slot) {
+        pthread_mutex_unlock(&srv->lock);
+        rpc_reject_busy(fd, &cred);
+        return;
+    }
+    c = xcalloc(1, sizeof(*c));
+    c->srv = srv;
+    c->slot = slot;
+    c->fd = fd;
+    c->uid = cred.uid;
+    c->pid = cred.pid;
+    slot->fd = fd;
+    slot->state = RPC_SLOT_RUNNING;
+    errno = pthread_create(&slot->thread, NULL, rpc_conn_main, c);
+    if (errno) {
+        LOGE(WARN, "refused connection from pid %d: cannot start a thread",
+             (int)cred.pid);
+        slot->state = RPC_SLOT_FREE;
+        slot->fd = -1;
+        close(fd);
+        free(c);
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static void *
+rpc_accept_main(void *arg)
+{
+    struct rpc_server *srv = arg;
+    struct pollfd pfd[2] = {
+        { .fd = srv->listen_fd, .events = POLLIN },
+        { .fd = srv->wake_fds[0], .events = POLLIN },
+    };
+    int fd;
+
+    while (!atomic_load(&srv->stopping)) {
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno != EINTR)
+                LOGE(ERROR, "poll on rpc socket failed");
+            continue;
+        }
+        if (pfd[1].revents)
+            break;
+        if (!pfd[0].revents)
+            continue;
+        fd = accept4(srv->listen_fd, NULL, NULL,
+                     SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+            rpc_accept_one(srv, fd);
+        } else if (errno == EMFILE || errno == ENFILE) {
+            /* Out of descriptors: back off instead of spinning; the
+             * pending client waits in the backlog. */
+            LOGE(WARN, "cannot accept on '%s'", srv->path);
+            poll(&pfd[1], 1, 100);
+        } else if (errno != EINTR && errno != EAGAIN &&
+                   errno != ECONNABORTED) {
+            LOGE(WARN, "cannot accept on '%s'", srv->path);
+        }
+    }
+    return NULL;
+}
+
+/* A socket file is stale when nobody accepts on it any more. */
+static bool
+rpc_socket_live(const struct sockaddr_un *addr)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    bool live;
+
+    if (fd < 0)
+        return false;
+    live = connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0 ||
+           errno == EAGAIN;
+    close(fd);
+    return live;
+}
+
+static int
+rpc_check_existing(const char *path, const struct sockaddr_un *addr)
+{
+    struct stat st;
+
+    if (lstat(path, &st) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        LOGE(ERROR, "cannot stat '%s'", path);
+        return xo_err_internal("cannot stat '%s'", path);
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        LOG(ERROR, "refusing to replace '%s': not a socket", path);
+        return xo_err_internal_code(XO_EEXISTS,
+                                    "refusing to replace '%s': not a socket",
+                                    path);
+    }
+    if (rpc_socket_live(addr)) {
+        LOG(ERROR, "'%s' is in use by a running server", path);
+        return xo_err_already_exists("socket", path);
+    }
+    return 0;
+}
+
+/*
+ * Create the listening socket at srv->path, mode 0600 from the moment it
+ * is reachable: bind inside a fresh 0700 directory next to the target,
+ * chmod, then rename into place (which also replaces a stale socket
+ * atomically). umask would do it too, but it is process-wide and other
+ * threads create files meanwhile.
+ */
+static int
+rpc_listen(struct rpc_server *srv)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    struct sockaddr_un tmp = { .sun_family = AF_UNIX };
+    char *dir = NULL;
+    char *slash;
+    bool made_dir = false;
+    struct stat st;
+    int fd = -1;
+    int rc;
+
+    if (xstrlcpy(addr.sun_path, srv->path, sizeof(addr.sun_path)) < 0) {
+        LOG(ERROR, "socket path '%s' is too long", srv->path);
+        rc = xo_err_internal_code(XO_EINVAL, "socket path '%s' is too long",
+                                  srv->path);
+        goto out;
+    }
+    rc = rpc_check_existing(srv->path, &addr);
+    if (rc)
+        goto out;
+    slash = strrchr(srv->path, '/');
+    dir = slash ? xasprintf("%.*s/.rpcXXXXXX", (int)(slash - srv->path),
+                            srv->path)
+                : xstrdup(".rpcXXXXXX");
+    if (strlen(dir) + 2 >= sizeof(tmp.sun_path)) {
+        LOG(ERROR, "socket path '%s' is too long", srv->path);
+        rc = xo_err_internal_code(XO_EINVAL, "socket path '%s' is too long",
+                                  srv->path);
+        goto out;
+    }
+    if (!mkdtemp(dir)) {
+        LOGE(ERROR, "cannot create a directory next to '%s'", srv->path);
+        rc = xo_err_internal("cannot create a directory next to '%s'",
+                             srv->path);
+        goto out;
+    }
+    made_dir = true;
+    snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s/s", dir);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&tmp, sizeof(tmp)) < 0 ||
+        chmod(tmp.sun_path, 0600) < 0 ||
+        listen(fd, RPC_LISTEN_BACKLOG) < 0 ||
+        rename(tmp.sun_path, srv->path) < 0 || stat(srv->path, &st) < 0) {
+        LOGE(ERROR, "cannot listen on '%s'", srv->path);
+        rc = xo_err_internal("cannot listen on '%s'", srv->path);
+        goto out;
+    }
+    srv->sock_dev = st.st_dev;
+    srv->sock_ino = st.st_ino;
+    srv->listen_fd = fd;
+    fd = -1;
+    rc = 0;
+out:
+    if (made_dir) {
+        unlink(tmp.sun_path);
+        rmdir(dir);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    return rc;
+}
+
+static void
+rpc_server_free(struct rpc_server *srv)
+{
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    if (srv->wake_fds[0] >= 0)
+        close(srv->wake_fds[0]);
+    if (srv->wake_fds[1] >= 0)
+        close(srv->wake_fds[1]);
+    pthread_mutex_destroy(&srv->lock);
+    free(srv->allowed_uids);
+    free(srv->path);
+    free(srv);
+}
+
+static struct rpc_server *
+rpc_server_new(const struct rpc_server_config *cfg,
+               const struct rpc_method *table, size_t n_methods, void *ctx)
+{
+    struct rpc_server *srv = xcalloc(1, sizeof(*srv));
+
+    srv->path = xstrdup(cfg->path);
+    srv->max_body = cfg->max_body ? cfg->max_body : RPC_DEFAULT_MAX_BODY;
+    if (cfg->allowed_uids && cfg->n_allowed_uids) {
+        srv->n_allowed_uids = cfg->n_allowed_uids;
+        srv->allowed_uids = xcalloc(cfg->n_allowed_uids, sizeof(uid_t));
+        memcpy(srv->allowed_uids, cfg->allowed_uids,
+               cfg->n_allowed_uids * sizeof(uid_t));
+    } else {
+        srv->n_allowed_uids = 1;
+        srv->allowed_uids = xcalloc(1, sizeof(uid_t));
+    }
+    srv->io_timeout_ms = cfg->io_timeout_ms > 0 ? cfg->io_timeout_ms
+                                                : RPC_DEFAULT_IO_TIMEOUT_MS;
+    srv->idle_timeout_ms = cfg->idle_timeout_ms > 0
+                               ? cfg->idle_timeout_ms
+                               : RPC_DEFAULT_IDLE_TIMEOUT_MS;
+    srv->table = table;
+    srv->n_methods = n_methods;
+    srv->ctx = ctx;
+    srv->listen_fd = -1;
+    srv->wake_fds[0] = srv->wake_fds[1] = -1;
+    atomic_init(&srv->stopping, false);
+    pthread_mutex_init(&srv->lock, NULL);
+    for (size_t i = 0; i < RPC_MAX_CONNS; i++)
+        srv->slots[i].fd = -1;
+    return srv;
+}
+
+int
+rpc_server_start(const struct rpc_server_config *cfg,
+                 const struct rpc_method *table, size_t n_methods,
+                 void *ctx, struct rpc_server **srv_r)
+{
+    struct rpc_server *srv = NULL;
+    int rc;
+
+    *srv_r = NULL;
+    if (!cfg || !cfg->path || !cfg->path[0]) {
+        rc = xo_err_internal_code(XO_EINVAL, "rpc socket path is not set");
+        goto out;
+    }
+    srv = rpc_server_new(cfg, table, n_methods, ctx);
+    if (pipe2(srv->wake_fds, O_CLOEXEC | O_NONBLOCK) < 0) {
+        LOGE(ERROR, "cannot create a pipe");
+        rc = xo_err_internal("cannot create a pipe");
+        goto out;
+    }
+    rc = rpc_listen(srv);
+    if (rc)
+        goto out;
+    errno = pthread_create(&srv->accept_thread, NULL, rpc_accept_main, srv);
+    if (errno) {
+        LOGE(ERROR, "cannot start the rpc accept thread");
+        rc = xo_err_internal("cannot start the rpc accept thread");
+        unlink(srv->path);
+        goto out;
+    }
+    LOG(INFO, "listening on '%s'", srv->path);
+    *srv_r = srv;
+    srv = NULL;
+out:
+    if (srv)
+        rpc_server_free(srv);
+    return rc;
+}
+
+void
+rpc_server_stop(struct rpc_server *srv)
+{
+    pthread_t threads[RPC_MAX_CONNS];
+    size_t n = 0;
+    struct stat st;
+
+    if (!srv)
+        return;
+    atomic_store(&srv->stopping, true);
+    if (write(srv->wake_fds[1], "x", 1) < 0)
+        LOGE(DEBUG, "cannot wake the rpc accept thread");
+    pthread_join(srv->accept_thread, NULL);
+    if (lstat(srv->path, &st) == 0 && st.st_dev == srv->sock_dev &&
+        st.st_ino == srv->sock_ino)
+        unlink(srv->path);
+    /* Wake connections blocked in a read; a running handler finishes on
+     * its own (handlers bound their waits). No new slot can appear: the
+     * accept thread is gone. */
+    pthread_mutex_lock(&srv->lock);
+    for (size_t i = 0; i < RPC_MAX_CONNS; i++) {
+        if (srv->slots[i].state == RPC_SLOT_FREE)
+            continue;
+        if (srv->slots[i].fd >= 0)
+            shutdown(srv->slots[i].fd, SHUT_RDWR);
+        threads[n++] = srv->slots[i].thread;
+        srv->slots[i].state = RPC_SLOT_FREE;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    for (size_t i = 0; i < n; i++)
+        pthread_join(threads[i], NULL);
+    LOG(INFO, "stopped listening on '%s'", srv->path);
+    rpc_server_free(srv);
+}
+
+/* ---- client ---- */
+
+static int
+rpc_client_connect(const char *path, int64_t deadline, int *fd_r)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int64_t limit = rpc_now_ms() + RPC_CLIENT_CONNECT_MAX_MS;
+    int fd = -1;
+    int rc;
+
+    *fd_r = -1;
+    if (deadline >= 0 && deadline < limit)
+        limit = deadline;
+    if (xstrlcpy(addr.sun_path, path, sizeof(addr.sun_path)) < 0) {
+        rc = xo_err_internal_code(XO_EIO, "socket path '%s' is too long",
+                                  path);
+        goto out;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        rc = xo_err_internal_code(XO_EIO, "cannot create a socket");
+        goto out;
+    }
+    /* A full backlog answers EAGAIN on a non-blocking Unix socket: retry
+     * briefly until the deadline rather than fail a busy server's client. */
+    while (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        if ((errno != EAGAIN && errno != EINTR) || rpc_now_ms() >= limit) {
+            LOGE(WARN, "cannot connect to '%s'", path);
+            rc = xo_err_internal_code(XO_EIO, "cannot connect to '%s': %s",
+                                      path, strerror(errno));
+            goto out;
+        }
+        poll(NULL, 0, 5);
+    }
+    *fd_r = fd;
+    fd = -1;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* Status line and Content-Length of a response head. */
+static int
+rpc_client_parse_head(const char *head, size_t len, size_t *body_len_r)
+{
+    char *copy = xstrndup(head, len);
+    char *p = copy;
+    char *line, *name, *value;
+    bool have_len = false;
+    bool too_big;
+    int rc = XO_EIO;
+
+    line = http_next_line(&p);
+    if (!line || strncmp(line, "HTTP/1.", 7) != 0 ||
+        strncmp(line + 8, " 200", 4) != 0 ||
+        (line[12] != ' ' && line[12] != '\0')) {
+        rc = xo_err_internal_code(XO_EIO, "server answered '%.64s'",
+                                  line ? line : "");
+        goto out;
+    }
+    while ((line = http_next_line(&p)) && *line) {
+        if (!http_split_header(line, &name, &value) ||
+            strcasecmp(name, "Content-Length") != 0)
+            continue;
+        if (!http_parse_length(value, RPC_CLIENT_MAX_REPLY, body_len_r,
+                               &too_big) || too_big) {
+            rc = xo_err_internal_code(XO_EIO, "bad reply Content-Length");
+            goto out;
+        }
+        have_len = true;
+    }
+    if (!have_len) {
+        rc = xo_err_internal_code(XO_EIO, "reply lacks a Content-Length");
+        goto out;
+    }
+    rc = 0;
+out:
+    free(copy);
+    return rc;
+}
+
+static int
+rpc_client_short_read(ssize_t r)
+{
+    return xo_err_internal_code(XO_EIO, "no complete reply: %s",
+                                r == XO_ETIMEDOUT ? "timed out"
+                                                  : "connection closed");
+}
+
+/* Send the request and read the whole response into resp. */
+static int
+rpc_client_exchange(int fd, const char *body, int64_t deadline,
+                    struct rpc_buf *resp, size_t *head_len_r,
+                    size_t *body_len_r)
+{
+    char *head = NULL;
+    size_t head_len;
+    ssize_t r;
+    int rc;
+
+    head = xasprintf("POST / HTTP/1.1\r\nHost: localhost\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     strlen(body));
+    rc = rpc_send_all(fd, head, strlen(head), deadline);
+    if (rc == 0)
+        rc = rpc_send_all(fd, body, strlen(body), deadline);
+    if (rc) {
+        rc = xo_err_internal_code(XO_EIO, "cannot send the request: %s",
+                                  xo_strerror(rc));
+        goto out;
+    }
+    while (!(head_len = http_header_end(resp->data, resp->len))) {
+        if (resp->len >= RPC_HDR_MAX) {
+            rc = xo_err_internal_code(XO_EIO, "reply header block too large");
+            goto out;
+        }
+        r = rpc_buf_fill(resp, fd, RPC_HDR_MAX, deadline);
+        if (r <= 0) {
+            rc = rpc_client_short_read(r);
+            goto out;
+        }
+    }
+    rc = rpc_client_parse_head(resp->data, head_len, body_len_r);
+    if (rc)
+        goto out;
+    while (resp->len < head_len + *body_len_r) {
+        r = rpc_buf_fill(resp, fd, head_len + *body_len_r, deadline);
+        if (r <= 0) {
+            rc = rpc_client_short_read(r);
+            goto out;
+        }
+    }
+    *head_len_r = head_len;
+out:
+    free(head);
+    return rc;
+}
+
+int
+rpc_call(const char *path, const char *method, const char *params_json,
+         int timeout_ms, char **result_r, char **error_r)
+{
+    struct rpc_buf resp = { NULL, 0, 0 };
+    int64_t deadline;
+    yajl_val params = NULL;
+    char *body = NULL;
+    size_t head_len = 0;
+    size_t body_len = 0;
+    int fd = -1;
+    int rc;
+
+    *result_r = NULL;
+    *error_r = NULL;
+    deadline = rpc_deadline(timeout_ms == 0 ? RPC_CLIENT_DEFAULT_TIMEOUT_MS
+                                            : timeout_ms);
+    if (params_json) {
+        rc = json_parse(params_json, strlen(params_json), &params);
+        if (rc)
+            goto out;
+        if (!YAJL_IS_OBJECT(params)) {
+            rc = xo_err_internal_code(XO_EINVAL,
+                                      "call parameters must be an object");
+            goto out;
+        }
+    }
+    body = rpc_json_encode_request(method, params_json, 1);
+    rc = rpc_client_connect(path, deadline, &fd);
+    if (rc)
+        goto out;
+    rc = rpc_client_exchange(fd, body, deadline, &resp, &head_len,
+                             &body_len);
+    if (rc) {
+        LOG(WARN, "call '%s' on '%s' failed: transport error", method, path);
+        goto out;
+    }
+    rc = rpc_json_decode_reply(resp.data + head_len, body_len, result_r,
+                               error_r);
+    if (rc) {
+        LOG(WARN, "call '%s' on '%s': malformed reply", method, path);
+        rc = xo_err_internal_code(XO_EIO, "malformed JSON-RPC reply");
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    yajl_tree_free(params);
+    free(resp.data);
+    free(body);
+    return rc;
+}

@@ -18,7 +18,10 @@
  * - Peers whose uid is not in cfg->allowed_uids get an error reply
  *   (["Internal_error", "permission denied ..."]) and the handler is not
  *   called.
- * - Handlers run on the connection's thread; they may block (UPDATES.get).
+ * - Handlers run on the connection's thread; they may block (UPDATES.get),
+ *   but must bound their own waits: rpc_server_stop wakes connections that
+ *   are reading, yet waits for every running handler to return.
+ * - Idle keep-alive connections are closed after cfg->idle_timeout_ms.
  */
 #ifndef XENOPS_RPC_H
 #define XENOPS_RPC_H
@@ -60,6 +63,7 @@ struct rpc_server_config {
     const uid_t *allowed_uids;  /* NULL/0 = uid 0 only */
     size_t n_allowed_uids;
     int io_timeout_ms;          /* 0 = 10000 */
+    int idle_timeout_ms;        /* keep-alive idle limit; 0 = 60000 */
 };
 
 struct rpc_server;
@@ -69,7 +73,8 @@ struct rpc_server;
 int rpc_server_start(const struct rpc_server_config *cfg,
                      const struct rpc_method *table, size_t n_methods,
                      void *ctx, struct rpc_server **srv_r);
-/* Stop accepting, close the socket file, wait for connection threads. */
+/* Stop accepting, close the socket file, wait for connection threads
+ * (waking those blocked in a read). Not from a handler: it joins them. */
 void rpc_server_stop(struct rpc_server *srv);
 
 /*
@@ -77,7 +82,9 @@ void rpc_server_stop(struct rpc_server *srv);
  * named-arguments object text (NULL = {}). On success returns 0 and sets
  * exactly one of *result_r (result JSON text, "null" for unit) or *error_r
  * (error JSON text, a reply with a non-null error member), both malloc'd.
- * Transport failures return XO_EIO (cannot connect, timeout, bad reply).
+ * Transport failures return XO_EIO (cannot connect, timeout, bad reply);
+ * params_json that is not a JSON object gives XO_EINVAL. timeout_ms bounds
+ * the whole call: 0 = 30 s, negative = no limit (long UPDATES.get waits).
  */
 int rpc_call(const char *path, const char *method, const char *params_json,
              int timeout_ms, char **result_r, char **error_r);

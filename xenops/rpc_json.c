@@ -1,1 +1,307 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * JSON-RPC v1 framing (reference/interfaces.md 1.2). Worked example:
+ *
+ *   request  {"method": "VM.stat", "params": [{"dbg": "x", "id": "<uuid>"}],
+ *             "id": 7}
+ *   reply    {"result": [<Vm.t>, <Vm.state>], "error": null, "id": 0}
+ *   failure  {"result": null, "error": ["Does_not_exist", ["VM", "<uuid>"]],
+ *             "id": 0}
+ *
+ * xenopsd answers "id": 0 whatever the request said, and its client never
+ * checks the id, so neither do we. Everything here is a pure function: the
+ * transport (rpc.c) owns sockets, logging and the method table.
+ */
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "json.h"
+#include "rpc_json.h"
+#include "xalloc.h"
+
+#define RPC_JSON_METHOD_MAX 128
+
+/*
+ * Strict UTF-8 (RFC 3629): yajl checks the byte structure of strings but
+ * lets overlong forms ("\xc0\xaf" for '/') and encoded surrogates through,
+ * so the whole body is checked here before it is parsed. Outside strings
+ * JSON is ASCII, so checking every byte costs nothing in strictness.
+ */
+static bool
+rpc_json_utf8_valid(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned int c = s[i];
+        unsigned int cp, min;
+        size_t n;
+
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+            min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            n = 2;
+            cp = c & 0x0f;
+            min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+            min = 0x10000;
+        } else {
+            return false;
+        }
+        if (len - i <= n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+/* Method names end up in logs and error texts: keep them short and plain. */
+static bool
+rpc_json_method_ok(const char *m)
+{
+    size_t n = strlen(m);
+
+    if (n == 0 || n > RPC_JSON_METHOD_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (m[i] < 0x21 || m[i] > 0x7e)
+            return false;
+    }
+    return true;
+}
+
+/* "jsonrpc" absent or "1.0" is v1; "2.0" is v2; anything else is refused
+ * rather than guessed at. */
+static int
+rpc_json_version(yajl_val tree, bool *v2_r)
+{
+    yajl_val v = json_get(tree, "jsonrpc");
+
+    *v2_r = false;
+    if (!v)
+        return 0;
+    if (YAJL_IS_STRING(v) && strcmp(v->u.string, "1.0") == 0)
+        return 0;
+    if (YAJL_IS_STRING(v) && strcmp(v->u.string, "2.0") == 0) {
+        *v2_r = true;
+        return 0;
+    }
+    return xo_err_internal_code(XO_EINVAL,
+                                "unsupported JSON-RPC version in request");
+}
+
+static int
+rpc_json_params(yajl_val params, bool v2, yajl_val *params_r)
+{
+    yajl_val first;
+
+    *params_r = NULL;
+    if (!params)
+        return 0;
+    if (v2 && YAJL_IS_OBJECT(params)) {
+        *params_r = params;
+        return 0;
+    }
+    if (!YAJL_IS_ARRAY(params))
+        return xo_err_internal_code(XO_EINVAL,
+                                    "JSON-RPC 'params' must be an array");
+    if (params->u.array.len == 0)
+        return 0;
+    if (params->u.array.len > 1)
+        return xo_err_internal_code(XO_EINVAL,
+                                    "JSON-RPC 'params' must hold one object "
+                                    "of named arguments");
+    first = params->u.array.values[0];
+    if (!YAJL_IS_OBJECT(first))
+        return xo_err_internal_code(XO_EINVAL,
+                                    "JSON-RPC 'params[0]' must be an object");
+    *params_r = first;
+    return 0;
+}
+
+int
+rpc_json_decode_request(const char *body, size_t len, yajl_val *tree_r,
+                        const char **method_r, yajl_val *params_r)
+{
+    yajl_val tree = NULL;
+    yajl_val method;
+    bool v2;
+    int rc;
+
+    *tree_r = NULL;
+    *method_r = NULL;
+    *params_r = NULL;
+    if (!rpc_json_utf8_valid((const unsigned char *)body, len)) {
+        rc = xo_err_internal_code(XO_EINVAL,
+                                  "JSON-RPC request is not valid UTF-8");
+        goto out;
+    }
+    rc = json_parse(body, len, &tree);
+    if (rc)
+        goto out;
+    if (!YAJL_IS_OBJECT(tree)) {
+        rc = xo_err_internal_code(XO_EINVAL,
+                                  "JSON-RPC request must be an object");
+        goto out;
+    }
+    rc = rpc_json_version(tree, &v2);
+    if (rc)
+        goto out;
+    method = json_get(tree, "method");
+    if (!method || !YAJL_IS_STRING(method)) {
+        rc = xo_err_internal_code(XO_EINVAL,
+                                  "JSON-RPC request lacks a 'method' string");
+        goto out;
+    }
+    if (!rpc_json_method_ok(method->u.string)) {
+        rc = xo_err_internal_code(XO_EINVAL,
+                                  "JSON-RPC 'method' must be 1 to %d "
+                                  "printable ASCII characters",
+                                  RPC_JSON_METHOD_MAX);
+        goto out;
+    }
+    if (!json_get(tree, "id")) {
+        rc = xo_err_internal_code(XO_EINVAL, "JSON-RPC request lacks an 'id'");
+        goto out;
+    }
+    rc = rpc_json_params(json_get(tree, "params"), v2, params_r);
+    if (rc)
+        goto out;
+    *method_r = method->u.string;
+    *tree_r = tree;
+    tree = NULL;
+out:
+    yajl_tree_free(tree);
+    return rc;
+}
+
+/* {"result": R, "error": E, "id": 0}; NULL when R or E is not JSON. */
+static char *
+rpc_json_reply_gen(const char *result_json, const char *error_json)
+{
+    yajl_gen g = json_gen_new();
+    char *reply = NULL;
+    int rc = 0;
+
+    yajl_gen_map_open(g);
+    json_gen_str(g, "result");
+    if (result_json)
+        rc = json_gen_raw(g, result_json);
+    else
+        json_gen_null(g);
+    if (rc)
+        goto out;
+    json_gen_str(g, "error");
+    if (error_json)
+        rc = json_gen_raw(g, error_json);
+    else
+        json_gen_null(g);
+    if (rc)
+        goto out;
+    json_gen_str(g, "id");
+    json_gen_int(g, 0);
+    yajl_gen_map_close(g);
+    reply = json_gen_take(g);
+    g = NULL;
+out:
+    if (g) {
+        yajl_gen_free(g);
+        xo_err_clear();
+    }
+    return reply;
+}
+
+char *
+rpc_json_encode_reply(const char *result_json, const char *error_json)
+{
+    char *reply;
+
+    if (error_json)
+        result_json = NULL;
+    reply = rpc_json_reply_gen(result_json, error_json);
+    if (reply)
+        return reply;
+    /* A handler produced text that is not JSON: the caller still gets a
+     * well-formed reply, and the error says whose fault it is. */
+    return xstrdup("{\"result\":null,\"error\":[\"Internal_error\","
+                   "\"server produced a malformed JSON reply\"],\"id\":0}");
+}
+
+char *
+rpc_json_encode_request(const char *method, const char *params_json, long id)
+{
+    yajl_gen g = json_gen_new();
+    char *req = NULL;
+
+    yajl_gen_map_open(g);
+    json_gen_str(g, "method");
+    json_gen_str(g, method);
+    json_gen_str(g, "params");
+    yajl_gen_array_open(g);
+    if (!params_json) {
+        yajl_gen_map_open(g);
+        yajl_gen_map_close(g);
+    } else if (json_gen_raw(g, params_json)) {
+        goto out;
+    }
+    yajl_gen_array_close(g);
+    json_gen_str(g, "id");
+    json_gen_int(g, id);
+    yajl_gen_map_close(g);
+    req = json_gen_take(g);
+    g = NULL;
+out:
+    if (g) {
+        yajl_gen_free(g);
+        xo_err_clear();
+    }
+    return req;
+}
+
+int
+rpc_json_decode_reply(const char *body, size_t len, char **result_r,
+                      char **error_r)
+{
+    yajl_val tree = NULL;
+    yajl_val result, error;
+    int rc;
+
+    *result_r = NULL;
+    *error_r = NULL;
+    rc = json_parse(body, len, &tree);
+    if (rc)
+        goto out;
+    result = json_get(tree, "result");
+    error = json_get(tree, "error");
+    if (!YAJL_IS_OBJECT(tree) || (!result && !error)) {
+        rc = xo_err_internal_code(XO_EINVAL,
+                                  "JSON-RPC reply must be an object with "
+                                  "'result' or 'error'");
+        goto out;
+    }
+    if (error && !YAJL_IS_NULL(error))
+        *error_r = json_tree_to_string(error);
+    else
+        *result_r = json_tree_to_string(result);
+out:
+    yajl_tree_free(tree);
+    return rc;
+}

@@ -22,11 +22,23 @@ int rpc_json_decode_request(const char *body, size_t len, yajl_val *tree_r,
                             const char **method_r, yajl_val *params_r);
 
 /* Encode a reply; exactly one of result_json / error_json is non-NULL
- * (result NULL and error NULL = unit result). Caller frees. */
+ * (result NULL and error NULL = unit result). Caller frees. Text that is not
+ * JSON is replaced by an Internal_error reply, so the result is always
+ * well-formed. */
 char *rpc_json_encode_reply(const char *result_json, const char *error_json);
 
-/* Encode a request with params [params_json] (NULL = [{}]). Caller frees. */
+/* Encode a request with params [params_json] (NULL = [{}]). Caller frees.
+ * NULL when params_json is not valid JSON. */
 char *rpc_json_encode_request(const char *method, const char *params_json,
                               long id);
+
+/*
+ * Decode a reply body. On success sets exactly one of *result_r (the result
+ * JSON text, "null" for unit) or *error_r (a non-null error member), both
+ * malloc'd. Returns XO_EINVAL with detail when the body is not a JSON object
+ * with a "result" or "error" member.
+ */
+int rpc_json_decode_reply(const char *body, size_t len, char **result_r,
+                          char **error_r);
 
 #endif

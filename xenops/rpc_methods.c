@@ -1,1 +1,661 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <yajl/yajl_gen.h>
+
+#include "errors.h"
+#include "ids.h"
+#include "json.h"
+#include "log.h"
+#include "model.h"
+#include "rpc_methods.h"
+#include "server.h"
+#include "task.h"
+#include "updates.h"
+#include "xalloc.h"
+
+/* UPDATES.get never blocks a connection thread longer than this, so the
+ * daemon can always stop. xapi asks for 30 s and loops. */
+#define RPC_UPDATES_MAX_WAIT_S 60
+
+#define SRV(ctx) (((struct rpc_methods_ctx *)(ctx))->srv)
+
+/* ---- argument decoding ---- */
+
+static int
+arg_str(const struct rpc_request *req, const char *name, const char **r)
+{
+    *r = json_get_str(req->params, name);
+    if (!*r)
+        return xo_err_internal_code(XO_EINVAL, "argument '%s' must be a "
+                                    "string", name);
+    return 0;
+}
+
+static const char *
+arg_dbg(const struct rpc_request *req)
+{
+    const char *d = json_get_str(req->params, "debug_info");
+
+    return d ? d : "";
+}
+
+/* A VM id argument, validated. */
+static int
+arg_vm(const struct rpc_request *req, const char *name, const char **r)
+{
+    int rc = arg_str(req, name, r);
+
+    return rc ? rc : ids_check_vm(*r);
+}
+
+/* A device id argument: [vm, dev], both validated. */
+static int
+arg_dev(const struct rpc_request *req, const char *name, const char **vm,
+        const char **dev)
+{
+    yajl_val v = json_get(req->params, name);
+    yajl_val a = json_array_at(v, 0), b = json_array_at(v, 1);
+    int rc;
+
+    if (json_array_len(v) != 2 || !YAJL_IS_STRING(a) || !YAJL_IS_STRING(b))
+        return xo_err_internal_code(XO_EINVAL, "argument '%s' must be "
+                                    "[vm, device]", name);
+    *vm = a->u.string;
+    *dev = b->u.string;
+    rc = ids_check_vm(*vm);
+    return rc ? rc : ids_check_dev(*dev);
+}
+
+static int
+arg_obj(const struct rpc_request *req, const char *name, yajl_val *r)
+{
+    *r = json_get(req->params, name);
+    if (!*r || !YAJL_IS_OBJECT(*r))
+        return xo_err_internal_code(XO_EINVAL, "argument '%s' must be an "
+                                    "object", name);
+    return 0;
+}
+
+static char *
+json_string(const char *s)
+{
+    yajl_gen g = json_gen_new();
+
+    json_gen_str(g, s);
+    return json_gen_take(g);
+}
+
+static char *
+json_bool(bool b)
+{
+    return xstrdup(b ? "true" : "false");
+}
+
+/* ---- generic ---- */
+
+static int
+m_query(void *ctx, const struct rpc_request *req, char **res)
+{
+    *res = server_query_json(SRV(ctx));
+    return 0;
+}
+
+static int
+m_get_diagnostics(void *ctx, const struct rpc_request *req, char **res)
+{
+    char *d = server_diagnostics_json(SRV(ctx));
+
+    /* xenopsd returns a string. */
+    *res = json_string(d);
+    free(d);
+    return 0;
+}
+
+/* ---- tasks ---- */
+
+static int
+m_task_stat(void *ctx, const struct rpc_request *req, char **res)
+{
+    struct task *t;
+    const char *id;
+    int rc = arg_str(req, "id", &id);
+
+    if (rc)
+        return rc;
+    t = task_find(server_tasks(SRV(ctx)), id);
+    if (!t)
+        return xo_err_does_not_exist("task", id);
+    *res = task_stat_json(t);
+    task_unref(t);
+    return 0;
+}
+
+static int
+m_task_by_id(void *ctx, const struct rpc_request *req,
+             int (*fn)(struct task_registry *, const char *))
+{
+    const char *id;
+    int rc = arg_str(req, "id", &id);
+
+    return rc ? rc : fn(server_tasks(SRV(ctx)), id);
+}
+
+static int
+m_task_cancel(void *ctx, const struct rpc_request *req, char **res)
+{
+    return m_task_by_id(ctx, req, task_cancel);
+}
+
+static int
+m_task_destroy(void *ctx, const struct rpc_request *req, char **res)
+{
+    return m_task_by_id(ctx, req, task_destroy);
+}
+
+static int
+m_task_destroy_on_finish(void *ctx, const struct rpc_request *req,
+                         char **res)
+{
+    return m_task_by_id(ctx, req, task_destroy_on_finish);
+}
+
+static int
+m_task_list(void *ctx, const struct rpc_request *req, char **res)
+{
+    *res = task_list_json(server_tasks(SRV(ctx)));
+    return 0;
+}
+
+static int
+m_host_set_worker_pool_size(void *ctx, const struct rpc_request *req,
+                            char **res)
+{
+    int64_t n;
+    int rc = json_get_int64(req->params, "pool_size", -1, &n);
+
+    if (rc)
+        return rc;
+    if (n < 1 || n > 256)
+        return xo_err_internal_code(XO_EINVAL, "argument 'pool_size' must "
+                                    "be 1..256");
+    return server_set_worker_pool_size(SRV(ctx), (int)n);
+}
+
+/* ---- VM records ---- */
+
+static int
+m_vm_add(void *ctx, const struct rpc_request *req, char **res)
+{
+    yajl_val vm;
+    char *id = NULL;
+    int rc = arg_obj(req, "vm", &vm);
+
+    if (!rc)
+        rc = server_vm_add(SRV(ctx), vm, &id);
+    if (!rc)
+        *res = json_string(id);
+    free(id);
+    return rc;
+}
+
+static int
+m_vm_remove(void *ctx, const struct rpc_request *req, char **res)
+{
+    const char *id;
+    int rc = arg_vm(req, "id", &id);
+
+    return rc ? rc : server_vm_remove(SRV(ctx), id);
+}
+
+static int
+m_vm_stat(void *ctx, const struct rpc_request *req, char **res)
+{
+    const char *id;
+    int rc = arg_vm(req, "id", &id);
+
+    return rc ? rc : server_vm_stat(SRV(ctx), id, res);
+}
+
+static int
+m_vm_exists(void *ctx, const struct rpc_request *req, char **res)
+{
+    const char *id;
+    bool e;
+    int rc = arg_vm(req, "id", &id);
+
+    if (!rc)
+        rc = server_vm_exists(SRV(ctx), id, &e);
+    if (!rc)
+        *res = json_bool(e);
+    return rc;
+}
+
+static int
+m_vm_list(void *ctx, const struct rpc_request *req, char **res)
+{
+    return server_vm_list(SRV(ctx), res);
+}
+
+/* ---- queued VM operations ---- */
+
+static int
+queue(void *ctx, const struct rpc_request *req,
+      const struct server_op_args *a, char **res)
+{
+    char *task = NULL;
+    int rc = server_queue_op(SRV(ctx), arg_dbg(req), a, &task);
+
+    if (!rc)
+        *res = json_string(task);
+    free(task);
+    return rc;
+}
+
+static int
+vm_atomic(void *ctx, const struct rpc_request *req, enum atom_kind kind,
+          bool flag, char **res)
+{
+    struct server_op_args a;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    a.kind = SERVER_OP_ATOMIC;
+    a.atomic = kind;
+    a.flag = flag;
+    rc = arg_vm(req, "id", &a.vm);
+    return rc ? rc : queue(ctx, req, &a, res);
+}
+
+static int
+m_vm_create(void *ctx, const struct rpc_request *req, char **res)
+{
+    return vm_atomic(ctx, req, ATOM_VM_CREATE, false, res);
+}
+
+static int
+m_vm_build(void *ctx, const struct rpc_request *req, char **res)
+{
+    bool force;
+    int rc = json_get_bool(req->params, "force", false, &force);
+
+    return rc ? rc : vm_atomic(ctx, req, ATOM_VM_BUILD, force, res);
+}
+
+static int
+m_vm_destroy(void *ctx, const struct rpc_request *req, char **res)
+{
+    return vm_atomic(ctx, req, ATOM_VM_DESTROY, false, res);
+}
+
+static int
+m_vm_pause(void *ctx, const struct rpc_request *req, char **res)
+{
+    return vm_atomic(ctx, req, ATOM_VM_PAUSE, false, res);
+}
+
+static int
+m_vm_unpause(void *ctx, const struct rpc_request *req, char **res)
+{
+    return vm_atomic(ctx, req, ATOM_VM_UNPAUSE, false, res);
+}
+
+static int
+vm_op(void *ctx, const struct rpc_request *req, enum server_op_kind kind,
+      char **res)
+{
+    struct server_op_args a;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    a.kind = kind;
+    a.timeout = -1;
+    rc = arg_vm(req, "id", &a.vm);
+    if (rc)
+        return rc;
+    if (kind == SERVER_OP_VM_START) {
+        rc = json_get_bool(req->params, "paused", true, &a.flag);
+    } else if (kind == SERVER_OP_VM_SHUTDOWN || kind == SERVER_OP_VM_REBOOT) {
+        rc = json_get_double(req->params, "delay", -1, &a.timeout);
+    } else if (kind == SERVER_OP_VM_SUSPEND || kind == SERVER_OP_VM_RESUME) {
+        struct model_disk d;
+
+        rc = model_disk_parse(json_get(req->params, "suspend_vdi"), &d);
+        if (rc)
+            return rc;
+        if (d.kind != MODEL_DISK_LOCAL) {
+            model_disk_dispose(&d);
+            return xo_err_unimplemented("suspend to a VDI on the "
+                                        "simulator; use [\"Local\", path]");
+        }
+        a.path = d.path;
+        rc = queue(ctx, req, &a, res);
+        model_disk_dispose(&d);
+        return rc;
+    }
+    return rc ? rc : queue(ctx, req, &a, res);
+}
+
+static int
+m_vm_start(void *ctx, const struct rpc_request *req, char **res)
+{
+    return vm_op(ctx, req, SERVER_OP_VM_START, res);
+}
+
+static int
+m_vm_shutdown(void *ctx, const struct rpc_request *req, char **res)
+{
+    return vm_op(ctx, req, SERVER_OP_VM_SHUTDOWN, res);
+}
+
+static int
+m_vm_reboot(void *ctx, const struct rpc_request *req, char **res)
+{
+    return vm_op(ctx, req, SERVER_OP_VM_REBOOT, res);
+}
+
+static int
+m_vm_suspend(void *ctx, const struct rpc_request *req, char **res)
+{
+    return vm_op(ctx, req, SERVER_OP_VM_SUSPEND, res);
+}
+
+static int
+m_vm_resume(void *ctx, const struct rpc_request *req, char **res)
+{
+    return vm_op(ctx, req, SERVER_OP_VM_RESUME, res);
+}
+
+static int
+m_vm_migrate(void *ctx, const struct rpc_request *req, char **res)
+{
+    return xo_err_unimplemented("VM.migrate");
+}
+
+/* ---- devices ---- */
+
+static int
+m_vbd_add(void *ctx, const struct rpc_request *req, char **res)
+{
+    yajl_val v;
+    int rc = arg_obj(req, "vbd", &v);
+
+    return rc ? rc : server_vbd_add(SRV(ctx), v, res);
+}
+
+static int
+m_vif_add(void *ctx, const struct rpc_request *req, char **res)
+{
+    yajl_val v;
+    int rc = arg_obj(req, "vif", &v);
+
+    return rc ? rc : server_vif_add(SRV(ctx), v, res);
+}
+
+static int
+m_vbd_remove(void *ctx, const struct rpc_request *req, char **res)
+{
+    const char *vm, *dev;
+    int rc = arg_dev(req, "id", &vm, &dev);
+
+    return rc ? rc : server_vbd_remove(SRV(ctx), vm, dev);
+}
+
+static int
+m_vif_remove(void *ctx, const struct rpc_request *req, char **res)
+{
+    const char *vm, *dev;
+    int rc = arg_dev(req, "id", &vm, &dev);
+
+    return rc ? rc : server_vif_remove(SRV(ctx), vm, dev);
+}
+
+static int
+m_vbd_stat(void *ctx, const struct rpc_request *req, char **res)
+{
+    const char *vm, *dev;
+    int rc = arg_dev(req, "id", &vm, &dev);
+
+    return rc ? rc : server_vbd_stat(SRV(ctx), vm, dev, res);
+}
+
+static int
+m_vif_stat(void *ctx, const struct rpc_request *req, char **res)
+{
+    const char *vm, *dev;
+    int rc = arg_dev(req, "id", &vm, &dev);
+
+    return rc ? rc : server_vif_stat(SRV(ctx), vm, dev, res);
+}
+
+static int
+m_vbd_list(void *ctx, const struct rpc_request *req, char **res)
+{
+    const char *vm;
+    int rc = arg_vm(req, "id", &vm);
+
+    return rc ? rc : server_vbd_list(SRV(ctx), vm, res);
+}
+
+static int
+m_vif_list(void *ctx, const struct rpc_request *req, char **res)
+{
+    const char *vm;
+    int rc = arg_vm(req, "id", &vm);
+
+    return rc ? rc : server_vif_list(SRV(ctx), vm, res);
+}
+
+static int
+dev_op(void *ctx, const struct rpc_request *req, enum server_op_kind kind,
+       char **res)
+{
+    struct server_op_args a;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    a.kind = kind;
+    a.timeout = -1;
+    rc = arg_dev(req, "id", &a.vm, &a.dev);
+    if (!rc && (kind == SERVER_OP_VBD_UNPLUG || kind == SERVER_OP_VIF_UNPLUG))
+        rc = json_get_bool(req->params, "force", false, &a.flag);
+    return rc ? rc : queue(ctx, req, &a, res);
+}
+
+static int
+m_vbd_plug(void *ctx, const struct rpc_request *req, char **res)
+{
+    return dev_op(ctx, req, SERVER_OP_VBD_PLUG, res);
+}
+
+static int
+m_vbd_unplug(void *ctx, const struct rpc_request *req, char **res)
+{
+    return dev_op(ctx, req, SERVER_OP_VBD_UNPLUG, res);
+}
+
+static int
+m_vif_plug(void *ctx, const struct rpc_request *req, char **res)
+{
+    return dev_op(ctx, req, SERVER_OP_VIF_PLUG, res);
+}
+
+static int
+m_vif_unplug(void *ctx, const struct rpc_request *req, char **res)
+{
+    return dev_op(ctx, req, SERVER_OP_VIF_UNPLUG, res);
+}
+
+/* ---- UPDATES ---- */
+
+static int
+m_updates_get(void *ctx, const struct rpc_request *req, char **res)
+{
+    int64_t from, timeout;
+    int rc = json_get_int64(req->params, "last_id", -1, &from);
+
+    if (!rc)
+        rc = json_get_int64(req->params, "timeout", RPC_UPDATES_MAX_WAIT_S,
+                            &timeout);
+    if (rc)
+        return rc;
+    if (timeout < 0 || timeout > RPC_UPDATES_MAX_WAIT_S)
+        timeout = RPC_UPDATES_MAX_WAIT_S;
+    *res = updates_get(server_updates(SRV(ctx)), from, (double)timeout,
+                       NULL);
+    return 0;
+}
+
+static int
+m_updates_last_id(void *ctx, const struct rpc_request *req, char **res)
+{
+    *res = xasprintf("%lld",
+                     (long long)updates_last_id(server_updates(SRV(ctx))));
+    return 0;
+}
+
+static int
+m_updates_inject_barrier(void *ctx, const struct rpc_request *req,
+                         char **res)
+{
+    const char *vm;
+    int64_t id;
+    int rc = arg_vm(req, "vm_id", &vm);
+
+    if (!rc)
+        rc = json_get_int64(req->params, "id", -1, &id);
+    if (!rc && id < 0)
+        rc = xo_err_internal_code(XO_EINVAL, "argument 'id' must be a "
+                                  "non-negative integer");
+    if (!rc)
+        updates_inject_barrier(server_updates(SRV(ctx)), vm, id);
+    return rc;
+}
+
+static int
+m_updates_remove_barrier(void *ctx, const struct rpc_request *req,
+                         char **res)
+{
+    int64_t id;
+    int rc = json_get_int64(req->params, "id", -1, &id);
+
+    return rc ? rc : updates_remove_barrier(server_updates(SRV(ctx)), id);
+}
+
+static int
+m_updates_refresh_vm(void *ctx, const struct rpc_request *req, char **res)
+{
+    struct server *srv = SRV(ctx);
+    const char *vm;
+    char *list = NULL;
+    yajl_val t = NULL;
+    const char *vbds[64];
+    int n = 0, rc;
+
+    rc = arg_vm(req, "id", &vm);
+    if (!rc)
+        rc = server_vbd_list(srv, vm, &list);
+    if (!rc)
+        rc = json_parse(list, strlen(list), &t);
+    if (rc)
+        goto out;
+    for (size_t i = 0; i < json_array_len(t) && n < 64; i++) {
+        yajl_val id = json_get(json_array_at(json_array_at(t, i), 0), "id");
+        yajl_val dev = json_array_at(id, 1);
+
+        if (dev && YAJL_IS_STRING(dev))
+            vbds[n++] = dev->u.string;
+    }
+    updates_refresh_vm(server_updates(srv), vm, vbds, n, NULL, 0);
+out:
+    yajl_tree_free(t);
+    free(list);
+    return rc;
+}
+
+/* ---- DEBUG ---- */
+
+static int
+m_debug_trigger(void *ctx, const struct rpc_request *req, char **res)
+{
+    yajl_val args = json_get(req->params, "args");
+    yajl_val a0 = json_array_at(args, 0), a1 = json_array_at(args, 1);
+    const char *cmd;
+    int64_t n;
+    int rc = arg_str(req, "cmd", &cmd);
+
+    if (rc)
+        return rc;
+    if (strcmp(cmd, "set-cancel-trigger") == 0) {
+        if (!a0 || !YAJL_IS_STRING(a0) || json_to_int64(a1, &n) || n < 1)
+            return xo_err_internal_code(XO_EINVAL, "set-cancel-trigger "
+                                        "takes [dbg, n]");
+        task_registry_set_cancel_trigger(server_tasks(SRV(ctx)),
+                                         a0->u.string, (int)n);
+        return 0;
+    }
+    return xo_err_unimplemented(cmd);
+}
+
+static int
+m_debug_shutdown(void *ctx, const struct rpc_request *req, char **res)
+{
+    struct rpc_methods_ctx *c = ctx;
+
+    LOG(INFO, "DEBUG.shutdown requested by uid %u",
+        (unsigned)req->peer_uid);
+    if (c->shutdown)
+        c->shutdown(c->shutdown_opaque);
+    return 0;
+}
+
+const struct rpc_method rpc_methods_table[] = {
+    { "query", m_query },
+    { "get_diagnostics", m_get_diagnostics },
+    { "Task.stat", m_task_stat },
+    { "Task.cancel", m_task_cancel },
+    { "Task.destroy", m_task_destroy },
+    { "Task.destroy_on_finish", m_task_destroy_on_finish },
+    { "Task.list", m_task_list },
+    { "HOST.set_worker_pool_size", m_host_set_worker_pool_size },
+    { "VM.add", m_vm_add },
+    { "VM.remove", m_vm_remove },
+    { "VM.stat", m_vm_stat },
+    { "VM.exists", m_vm_exists },
+    { "VM.list", m_vm_list },
+    { "VM.create", m_vm_create },
+    { "VM.build", m_vm_build },
+    { "VM.destroy", m_vm_destroy },
+    { "VM.pause", m_vm_pause },
+    { "VM.unpause", m_vm_unpause },
+    { "VM.start", m_vm_start },
+    { "VM.shutdown", m_vm_shutdown },
+    { "VM.reboot", m_vm_reboot },
+    { "VM.suspend", m_vm_suspend },
+    { "VM.resume", m_vm_resume },
+    { "VM.migrate", m_vm_migrate },
+    { "VBD.add", m_vbd_add },
+    { "VBD.remove", m_vbd_remove },
+    { "VBD.stat", m_vbd_stat },
+    { "VBD.list", m_vbd_list },
+    { "VBD.plug", m_vbd_plug },
+    { "VBD.unplug", m_vbd_unplug },
+    { "VIF.add", m_vif_add },
+    { "VIF.remove", m_vif_remove },
+    { "VIF.stat", m_vif_stat },
+    { "VIF.list", m_vif_list },
+    { "VIF.plug", m_vif_plug },
+    { "VIF.unplug", m_vif_unplug },
+    { "UPDATES.get", m_updates_get },
+    { "UPDATES.last_id", m_updates_last_id },
+    { "UPDATES.inject_barrier", m_updates_inject_barrier },
+    { "UPDATES.remove_barrier", m_updates_remove_barrier },
+    { "UPDATES.refresh_vm", m_updates_refresh_vm },
+    { "DEBUG.trigger", m_debug_trigger },
+    { "DEBUG.shutdown", m_debug_shutdown },
+};
+
+const size_t rpc_methods_count =
+    sizeof(rpc_methods_table) / sizeof(rpc_methods_table[0]);

@@ -64,8 +64,13 @@ bool task_is_pending(struct task *t);
  * Returns 0 or XO_ETIMEDOUT. */
 int task_wait(struct task *t, double timeout_s);
 
-/* Cancel callbacks run (outside the task lock) when cancel is requested. */
+/* Cancel callbacks run (outside the task lock) when cancel is requested;
+ * one registered after the request runs at once. They may run more than
+ * once and must not register or remove callbacks themselves. */
 void task_on_cancel(struct task *t, void (*cb)(void *), void *opaque);
+/* Unregister (cb, opaque), e.g. at the end of a cancellable region; when it
+ * returns the callback is not running and will not run again. */
+void task_on_cancel_remove(struct task *t, void (*cb)(void *), void *opaque);
 
 /* Registry operations by id; XO_ENOTFOUND (Does_not_exist ["task", id]).
  * task_cancel on a non-cancellable task is a no-op returning 0. */

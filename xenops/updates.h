@@ -45,7 +45,10 @@ void updates_refresh_vm(struct updates *u, const char *vm,
  * Everything changed after from (from < 0: everything), oldest first, plus
  * barriers injected after from. Blocks up to timeout_s (< 0: no limit)
  * until there is something or *cancel becomes true (cancel may be NULL).
- * Returns the JSON text [barriers, ids, next_id] (caller frees).
+ * Returns the JSON text [barriers, ids, next_id] (caller frees); on
+ * timeout or cancel, [[], [], from] (the caller tells them apart by its
+ * flag). A removed object is reported too (its key, once), so a consumer
+ * learns it went away.
  */
 char *updates_get(struct updates *u, int64_t from, double timeout_s,
                   const volatile bool *cancel);
@@ -53,7 +56,9 @@ int64_t updates_last_id(struct updates *u);
 /* Wake every updates_get so it re-checks its cancel flag. */
 void updates_wake(struct updates *u);
 
-/* Snapshot the current (non-task) entries of vm under barrier id. */
+/* Snapshot the current (non-task) entries of vm under barrier id; it is
+ * returned by every get whose from precedes the injection. Re-injecting an
+ * id replaces the old snapshot. */
 void updates_inject_barrier(struct updates *u, const char *vm, int64_t id);
 /* XO_ENOTFOUND if no such barrier. */
 int updates_remove_barrier(struct updates *u, int64_t id);

@@ -85,7 +85,11 @@ struct atom {
     size_t n_children;
 };
 
-/* Leaf constructors; vm (and dev) are copied, and must be valid ids. */
+/*
+ * Leaf constructors; vm (and dev) are copied. Callers validate ids (ids.h)
+ * before expanding; an id longer than the field is a programming error and
+ * aborts with a log line rather than being truncated.
+ */
 struct atom *atom_new(enum atom_kind kind, const char *vm);
 struct atom *atom_new_dev(enum atom_kind kind, const char *vm,
                           const char *dev, bool flag);
@@ -96,6 +100,9 @@ struct atom *atom_new_group(enum atom_kind kind, const char *vm,
 void atom_add(struct atom *parent, struct atom *child);
 /* Set the text field (copied; NULL clears). */
 void atom_set_text(struct atom *a, const char *text);
+/* Set the data field of VM_save / VM_restore: kind and fd are copied, the
+ * path is duplicated (the atom owns it; atom_free frees it). */
+void atom_set_data(struct atom *a, const struct atom_data *data);
 void atom_free(struct atom *a);
 
 bool atom_is_group(const struct atom *a);
@@ -118,7 +125,7 @@ char *atom_describe(const struct atom *a);
 char *atom_format(const struct atom *a);
 
 /* Leaf atoms of the tree in execution order (depth first), for tests:
- * fills up to max pointers, returns the count. */
+ * fills up to max pointers, returns how many it stored (at most max). */
 size_t atom_leaves(const struct atom *a, const struct atom **out, size_t max);
 
 #endif

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * exec: runs atom trees (design/ARCHITECTURE.md section 3).
+ *
+ * - A leaf atom is a synchronous function (registry.c table); before it
+ *   runs, the task's cancel flag is checked (a cancellation point, as in
+ *   xenopsd's perform_atomic), and every leaf records itself as a subtask
+ *   (name, start, duration, result) so Task.stat shows what ran.
+ * - Serial runs children in order; the first error stops it.
+ * - Parallel / Nested_parallel run children in chunks of EXEC_CHUNK on the
+ *   parallel / nested pool, each child under a unique tag so they can run
+ *   on different workers; the first failing child (in child order) gives
+ *   the error. Unlike xenopsd, the waiting thread runs any child no worker
+ *   has picked up yet ("caller runs"), so no nesting of Parallel groups
+ *   and no pool size, even 1, can deadlock.
+ * - Best_effort runs its child, logs a failure and succeeds.
+ *
+ * Rollback: every attach, activate and domain creation an operation makes
+ * is journalled in its exec_op; exec_rollback undoes them in reverse order
+ * (deactivate, detach, destroy), so a failed plug or start leaves no
+ * half-plugged VBD and no stray datapath. Undo steps are best effort and
+ * each failure is logged.
+ *
+ * Threading: an exec_op is shared by the threads running its Parallel
+ * children; its journal has its own mutex.
+ */
+#ifndef XENOPS_EXEC_H
+#define XENOPS_EXEC_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "atom.h"
+
+#define EXEC_CHUNK 10
+
+struct backend;
+struct queue_pool;
+struct sm;
+struct task;
+struct updates;
+struct vmextra_store;
+
+/* Long-lived services the atoms use; owned by the server. */
+struct exec_env {
+    struct vmextra_store *store;
+    struct backend *backend;
+    struct sm *sm;
+    struct updates *updates;
+    struct queue_pool *parallel_pool;
+    struct queue_pool *nested_pool;
+};
+
+enum exec_undo_kind {
+    EXEC_UNDO_ATTACH,       /* detach dp (sm_dp_destroy) + drop record */
+    EXEC_UNDO_ACTIVATE,     /* remove device + deactivate dp */
+    EXEC_UNDO_CREATE,       /* destroy the domain */
+};
+
+struct exec_undo {
+    enum exec_undo_kind kind;
+    char vm[37];
+    char dev[33];
+    struct exec_undo *next;
+};
+
+/* One running operation. */
+struct exec_op {
+    const struct exec_env *env;
+    struct task *task;          /* borrowed; may be NULL in unit tests */
+    bool legacy;                /* xenopsd-vbd-plug-unplug-legacy, fixed
+                                   when the operation was queued */
+    pthread_mutex_t lock;
+    struct exec_undo *journal;  /* newest first */
+    int leaves_total;           /* for Pending progress; 0 = unknown */
+    int leaves_done;
+};
+
+void exec_op_init(struct exec_op *op, const struct exec_env *env,
+                  struct task *task, bool legacy);
+/* Frees the journal (does not undo). Idempotent. */
+void exec_op_dispose(struct exec_op *op);
+
+/* Run a tree. Returns 0 or the first error, with its wire detail set on
+ * the calling thread. */
+int exec_run(struct exec_op *op, const struct atom *a);
+
+/* Undo the journal newest-first and clear it. */
+void exec_rollback(struct exec_op *op);
+/* Forget the journal: the operation's effects are now wanted. */
+void exec_commit(struct exec_op *op);
+
+/* Journal an effect (used by atoms). */
+void exec_journal(struct exec_op *op, enum exec_undo_kind kind,
+                  const char *vm, const char *dev);
+/*
+ * Read-modify-write of a VM's store document, retried on a generation
+ * conflict: fn returns 0 to commit, 1 to leave the document unchanged, or
+ * an error. XO_ENOTFOUND if the VM has no document.
+ */
+struct vmextra_doc;
+int exec_update_doc(struct exec_op *op, const char *vm,
+                    int (*fn)(struct vmextra_doc *, void *), void *arg);
+
+/* Drop journal entries for (vm, dev) of a kind, when an atom undid its own
+ * effect explicitly (e.g. VBD_detach after VBD_attach). */
+void exec_unjournal(struct exec_op *op, enum exec_undo_kind kind,
+                    const char *vm, const char *dev);
+
+#endif

@@ -18,6 +18,11 @@
  *   VBD_set_active + VBD_attach before the downtime and only VBD_activate
  *   inside it; every other VBD gets the full set_active + plug inside it.
  *
+ * Shape: an operation's tree is a root Serial "<operation> VM=<id>" whose
+ * children are exactly xenopsd's flat atom list for it (expand.c's top
+ * comment has the naming rules and a worked example); expand_early_attach
+ * returns a fragment instead (see there).
+ *
  * Ownership: every function returns a new tree (caller frees with
  * atom_free), or NULL when the operation has no atoms at all.
  */
@@ -34,6 +39,13 @@ struct expand_vbd {
     bool rw;                /* mode ReadWrite */
     bool has_backend;       /* false: empty CD drive */
     bool can_attach_early;  /* from the Vbd.t and the SR's driver */
+    /*
+     * xenopsd's Vbd.persistent ([@default true] in the interface): the
+     * flag of VBD_epoch_begin. false means the SM resets the disk at every
+     * start, so callers must copy it from the VBD record; a zeroed struct
+     * means non-persistent.
+     */
+    bool persistent;
 };
 
 struct expand_vif {
@@ -80,9 +92,16 @@ struct atom *expand_vm_resume(const struct expand_vm *vm, bool legacy,
  * the VIFs unless migration. */
 struct atom *expand_vm_restore_devices(const struct expand_vm *vm,
                                        bool legacy, bool migration);
+/* VM_restore_vifs: Parallel "VIFs.activate_and_plug" of Serial
+ * [VIF_set_active true; VIF_plug] per VIF (receiver phase A; also the VIF
+ * part of VM_restore_devices when not migrating). NULL without VIFs. */
+struct atom *expand_vm_restore_vifs(const struct expand_vm *vm);
 /* Receiver phase A: Parallel "VBDs.set_active_and_attach" of
- * Serial [VBD_set_active true; VBD_attach] for every early VBD; NULL when
- * legacy or none can attach early. */
+ * Serial [VBD_set_active true; VBD_attach] for every early VBD (RW and RO
+ * mixed, position order; early = !legacy && can_attach_early &&
+ * has_backend); a lone early VBD gives its Serial unwrapped; NULL when
+ * legacy or none can attach early. Not rooted: the caller splices it into
+ * its own phase-A list. */
 struct atom *expand_early_attach(const struct expand_vm *vm, bool legacy);
 /* VBD.plug / VBD.unplug of one device. */
 struct atom *expand_vbd_hotplug(const char *vm, const char *dev,

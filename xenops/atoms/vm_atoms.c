@@ -1,1 +1,485 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * VM atoms, and the helpers every atom family shares. Each atom reads the
+ * VM's document from the store and calls the backend; none keeps state of
+ * its own.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "atoms_priv.h"
+#include "backend.h"
+#include "errors.h"
+#include "ids.h"
+#include "log.h"
+#include "model.h"
+#include "sm.h"
+#include "task.h"
+#include "updates.h"
+#include "vmextra.h"
+#include "xalloc.h"
+
+/* Conflicts only come from Parallel siblings of this very operation, so a
+ * few retries always suffice; the bound turns a bug into an error. */
+#define ATOMS_DOC_RETRIES 64
+
+/* ---- shared helpers ---- */
+
+int
+atoms_load_vbd(struct exec_op *op, const char *vm, const char *dev,
+               struct model_vbd **vbd_r)
+{
+    struct vmextra_doc *doc = NULL;
+    const char *json;
+    int rc;
+
+    *vbd_r = NULL;
+    rc = vmextra_load(op->env->store, vm, &doc);
+    if (rc)
+        goto out;
+    json = vmextra_doc_vbd(doc, dev);
+    if (!json) {
+        char *id = xasprintf("%s.%s", vm, dev);
+
+        rc = xo_err_does_not_exist("VBD", id);
+        free(id);
+        goto out;
+    }
+    rc = model_vbd_parse(json, vbd_r);
+out:
+    vmextra_doc_free(doc);
+    return rc;
+}
+
+int
+atoms_domid(struct exec_op *op, const char *vm, int *domid_r)
+{
+    struct backend *b = op->env->backend;
+    struct backend_vm_state st;
+    int rc = b->ops->vm_get_state(b, vm, &st);
+
+    if (rc)
+        return rc;
+    if (st.domid < 0)
+        return xo_err_bad_power_state("Halted", "Running");
+    *domid_r = st.domid;
+    return 0;
+}
+
+int
+atoms_update_doc(struct exec_op *op, const char *vm, atoms_doc_fn fn,
+                 void *arg)
+{
+    struct vmextra_doc *doc = NULL;
+    int rc = XO_ECONFLICT;
+
+    for (int i = 0; i < ATOMS_DOC_RETRIES && rc == XO_ECONFLICT; i++) {
+        vmextra_doc_free(doc);
+        doc = NULL;
+        xo_err_clear();
+        rc = vmextra_load(op->env->store, vm, &doc);
+        if (rc)
+            goto out;
+        rc = fn(doc, arg);
+        if (rc == 1) {
+            rc = 0;
+            goto out;
+        }
+        if (rc)
+            goto out;
+        rc = vmextra_commit(op->env->store, doc);
+    }
+    if (rc == XO_ECONFLICT)
+        LOGVM(ERROR, vm, "document update kept conflicting; giving up");
+out:
+    vmextra_doc_free(doc);
+    return rc;
+}
+
+int
+exec_update_doc(struct exec_op *op, const char *vm,
+                int (*fn)(struct vmextra_doc *, void *), void *arg)
+{
+    return atoms_update_doc(op, vm, fn, arg);
+}
+
+void
+atoms_signal_vm(struct exec_op *op, const char *vm)
+{
+    if (op->env->updates)
+        updates_add(op->env->updates, UPDATES_VM, vm, NULL);
+}
+
+void
+atoms_signal_vbd(struct exec_op *op, const char *vm, const char *dev)
+{
+    if (op->env->updates)
+        updates_add(op->env->updates, UPDATES_VBD, vm, dev);
+}
+
+void
+atoms_signal_vif(struct exec_op *op, const char *vm, const char *dev)
+{
+    if (op->env->updates)
+        updates_add(op->env->updates, UPDATES_VIF, vm, dev);
+}
+
+static double
+now_epoch(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- VM atoms ---- */
+
+static int
+set_start_time(struct vmextra_doc *doc, void *arg)
+{
+    doc->last_start_time = *(double *)arg;
+    return 0;
+}
+
+/*
+ * VM_create (vm, final_id): an empty paused domain sized from the Vm.t.
+ * The backend leaves the domain's action request at "poweroff" until
+ * VM_set_domain_action_request clears it, so a half-built domain is
+ * recognisable after a crash. Undone by VM_destroy.
+ */
+int
+vm_atom_create(struct exec_op *op, const struct atom *a)
+{
+    struct backend *b = op->env->backend;
+    struct vmextra_doc *doc = NULL;
+    struct model_vm *vm = NULL;
+    struct backend_vm_config cfg;
+    double now = now_epoch();
+    int rc;
+
+    rc = vmextra_load(op->env->store, a->vm, &doc);
+    if (rc)
+        goto out;
+    if (!doc->vm_json) {
+        rc = xo_err_does_not_exist("VM", a->vm);
+        goto out;
+    }
+    rc = model_vm_parse(doc->vm_json, &vm);
+    if (rc)
+        goto out;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.memory_bytes = vm->memory_static_max;
+    cfg.vcpus = vm->vcpus;
+    cfg.hvm = vm->hvm;
+    cfg.final_id = a->text;
+    rc = b->ops->vm_create(b, a->vm, &cfg);
+    if (rc)
+        goto out;
+    exec_journal(op, EXEC_UNDO_CREATE, a->vm, NULL);
+    rc = atoms_update_doc(op, a->vm, set_start_time, &now);
+    if (rc)
+        goto out;
+    atoms_signal_vm(op, a->vm);
+out:
+    model_vm_free(vm);
+    vmextra_doc_free(doc);
+    return rc;
+}
+
+/* VM_build (vm, force): boot the domain (the simulator marks it built). */
+int
+vm_atom_build(struct exec_op *op, const struct atom *a)
+{
+    struct backend *b = op->env->backend;
+
+    return b->ops->vm_build(b, a->vm, a->flag);
+}
+
+/* VM_pause (vm). Needs a built domain. Undone by VM_unpause. */
+int
+vm_atom_pause(struct exec_op *op, const struct atom *a)
+{
+    struct backend *b = op->env->backend;
+    int rc = b->ops->vm_pause(b, a->vm);
+
+    if (!rc)
+        atoms_signal_vm(op, a->vm);
+    return rc;
+}
+
+/* VM_unpause (vm). A running domain is left alone (xenopsd). */
+int
+vm_atom_unpause(struct exec_op *op, const struct atom *a)
+{
+    struct backend *b = op->env->backend;
+    int rc = b->ops->vm_unpause(b, a->vm);
+
+    if (!rc)
+        atoms_signal_vm(op, a->vm);
+    return rc;
+}
+
+/* Detach every datapath the VM's records still hold. */
+static int
+release_records(struct exec_op *op, const char *vm)
+{
+    struct vmextra_doc *doc = NULL;
+    char **devs = NULL;
+    size_t n = 0;
+    int rc = 0;
+
+    if (vmextra_load(op->env->store, vm, &doc)) {
+        xo_err_clear();
+        return 0;
+    }
+    devs = xcalloc(doc->n_attached + 1, sizeof(*devs));
+    for (size_t i = 0; i < doc->n_attached; i++)
+        devs[n++] = xstrdup(doc->attached[i].dev);
+    vmextra_doc_free(doc);
+    for (size_t i = 0; i < n; i++) {
+        int r = vbd_undo_attach(op, vm, devs[i]);
+
+        if (r && !rc)
+            rc = r;
+        else if (r)
+            xo_err_clear();
+    }
+    for (size_t i = 0; i < n; i++)
+        free(devs[i]);
+    free(devs);
+    return rc;
+}
+
+/*
+ * VM_destroy (vm): destroy the domain, then release every datapath the
+ * VM's attach records still hold (VBDs attached early for a migration that
+ * never activated them have no device, and xenopsd leaks them here).
+ * No domain is fine. Idempotent.
+ */
+int
+vm_atom_destroy(struct exec_op *op, const struct atom *a)
+{
+    struct backend *b = op->env->backend;
+    int rc = b->ops->vm_destroy(b, a->vm);
+
+    if (rc)
+        return rc;
+    rc = release_records(op, a->vm);
+    if (rc)
+        return rc;
+    exec_unjournal(op, EXEC_UNDO_CREATE, a->vm, NULL);
+    atoms_signal_vm(op, a->vm);
+    return 0;
+}
+
+int
+vm_undo_create(struct exec_op *op, const char *vm)
+{
+    struct backend *b = op->env->backend;
+    int rc = b->ops->vm_destroy(b, vm);
+
+    return rc ? rc : release_records(op, vm);
+}
+
+/*
+ * VM_remove (vm): forget the VM: only when Halted or Suspended
+ * (Bad_power_state otherwise). Deletes its document with every record.
+ */
+int
+vm_atom_remove(struct exec_op *op, const struct atom *a)
+{
+    struct backend *b = op->env->backend;
+    struct backend_vm_state st;
+    struct vmextra_doc *doc = NULL;
+    int rc;
+
+    rc = b->ops->vm_get_state(b, a->vm, &st);
+    if (rc)
+        goto out;
+    if (st.power != BACKEND_HALTED && st.power != BACKEND_SUSPENDED) {
+        rc = xo_err_bad_power_state(backend_power_name(st.power),
+                                    "Halted");
+        goto out;
+    }
+    rc = release_records(op, a->vm);
+    if (rc)
+        goto out;
+    rc = vmextra_load(op->env->store, a->vm, &doc);
+    if (rc)
+        goto out;
+    rc = vmextra_remove(op->env->store, a->vm);
+    if (rc)
+        goto out;
+    if (op->env->updates) {
+        for (size_t i = 0; i < doc->n_vbds; i++)
+            updates_remove(op->env->updates, UPDATES_VBD, a->vm,
+                           doc->vbds[i].dev);
+        for (size_t i = 0; i < doc->n_vifs; i++)
+            updates_remove(op->env->updates, UPDATES_VIF, a->vm,
+                           doc->vifs[i].dev);
+        updates_remove(op->env->updates, UPDATES_VM, a->vm, NULL);
+    }
+out:
+    vmextra_doc_free(doc);
+    return rc;
+}
+
+/*
+ * VM_rename (old, new): every piece of per-VM state moves, or none: the
+ * store's rename is all-or-nothing on its own; if the backend then fails,
+ * the store is renamed back.
+ */
+int
+vm_atom_rename(struct exec_op *op, const struct atom *a)
+{
+    struct backend *b = op->env->backend;
+    const char *new_id = a->text;
+    int rc;
+
+    if (!new_id || strcmp(new_id, a->vm) == 0)
+        return xo_err_internal_code(XO_EINVAL, "VM_rename needs two "
+                                    "different ids");
+    rc = ids_check_vm(new_id);
+    if (rc)
+        return rc;
+    rc = vmextra_rename(op->env->store, a->vm, new_id);
+    if (rc)
+        return rc;
+    rc = b->ops->vm_rename(b, a->vm, new_id);
+    if (rc) {
+        char *err = xo_err_take_json(rc);
+
+        if (vmextra_rename(op->env->store, new_id, a->vm))
+            LOGVM(ERROR, a->vm, "cannot undo store rename to '%s'", new_id);
+        xo_err_set_json(rc, err);
+        return rc;
+    }
+    if (op->env->updates) {
+        updates_remove(op->env->updates, UPDATES_VM, a->vm, NULL);
+        updates_add(op->env->updates, UPDATES_VM, new_id, NULL);
+    }
+    LOGVM(INFO, a->vm, "renamed to '%s'", new_id);
+    return 0;
+}
+
+static int
+open_data(const struct atom_data *d, bool write, int *fd_r, bool *own_r)
+{
+    int fd;
+
+    *own_r = false;
+    if (d->kind == ATOM_DATA_FD) {
+        *fd_r = d->fd;
+        return 0;
+    }
+    if (d->kind != ATOM_DATA_DISK || !d->path)
+        return xo_err_internal_code(XO_EINVAL, "no suspend image given");
+    fd = write ? open(d->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                      0600)
+               : open(d->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        LOGE(ERROR, "cannot open suspend image '%s'", d->path);
+        return xo_err_internal_code(XO_EIO, "cannot open '%s': %s", d->path,
+                                    strerror(errno));
+    }
+    *fd_r = fd;
+    *own_r = true;
+    return 0;
+}
+
+/*
+ * VM_save (vm, data, live): write the memory image; the domain ends up
+ * suspended. The task stops being cancellable just before, as in xenopsd:
+ * past this point the image is the VM.
+ */
+int
+vm_atom_save(struct exec_op *op, const struct atom *a)
+{
+    struct backend *b = op->env->backend;
+    bool own;
+    int fd = -1, rc;
+
+    rc = open_data(&a->data, true, &fd, &own);
+    if (rc)
+        return rc;
+    if (op->task)
+        task_set_cancellable(op->task, false);
+    rc = b->ops->vm_save(b, a->vm, fd, a->flag ? BACKEND_SAVE_LIVE : 0,
+                         NULL);
+    if (!rc && own && fsync(fd) < 0) {
+        LOGE(ERROR, "fsync of suspend image '%s'", a->data.path);
+        rc = xo_err_internal_code(XO_EIO, "cannot write the suspend image");
+    }
+    if (own)
+        close(fd);
+    if (!rc)
+        atoms_signal_vm(op, a->vm);
+    return rc;
+}
+
+/* VM_restore (vm, data): load a memory image into the created domain. */
+int
+vm_atom_restore(struct exec_op *op, const struct atom *a)
+{
+    struct backend *b = op->env->backend;
+    bool own;
+    int fd = -1, rc;
+
+    rc = open_data(&a->data, false, &fd, &own);
+    if (rc)
+        return rc;
+    rc = b->ops->vm_restore(b, a->vm, fd,
+                            op->task ? task_cancel_flag(op->task) : NULL);
+    if (own)
+        close(fd);
+    if (!rc)
+        atoms_signal_vm(op, a->vm);
+    return rc;
+}
+
+/* VM_set_domain_action_request (vm, request or NULL to clear). */
+int
+vm_atom_set_domain_action_request(struct exec_op *op, const struct atom *a)
+{
+    struct backend *b = op->env->backend;
+
+    return b->ops->vm_set_action_request(b, a->vm, a->text);
+}
+
+/* VM_shutdown_domain (vm, reason, timeout): ask the guest. */
+int
+vm_atom_shutdown_domain(struct exec_op *op, const struct atom *a)
+{
+    struct backend *b = op->env->backend;
+
+    return b->ops->vm_shutdown_domain(b, a->vm, a->text ? a->text : "Halt",
+                                      a->number);
+}
+
+/* VM_delay (vm, seconds): sleep, staying cancellable. */
+int
+vm_atom_delay(struct exec_op *op, const struct atom *a)
+{
+    struct timespec step = { 0, 50 * 1000000L };
+    struct timespec start, now;
+    int rc;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (op->task) {
+            rc = task_check_cancel(op->task);
+            if (rc)
+                return rc;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((double)(now.tv_sec - start.tv_sec) +
+                (now.tv_nsec - start.tv_nsec) / 1e9 >= a->number)
+            return 0;
+        nanosleep(&step, NULL);
+    }
+}

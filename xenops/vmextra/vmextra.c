@@ -1,1 +1,1543 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
+/*
+ * vmextra: one JSON document per VM, written crash-safely.
+ *
+ * Design notes
+ *
+ * Locking. A store has one mutex for its threads; on disk, every call also
+ * holds flock(LOCK_EX) on the directory, so two stores (or two processes)
+ * on one directory see each other's writes: a commit re-reads the stored
+ * generation under both locks, never from a cache. Recovery removes temp
+ * files under the same lock, so it cannot delete another writer's
+ * half-written temp file.
+ *
+ * Writing <dir>/<id>.json:
+ *   open .<id>.json.tmp (0600), write, fsync, close  -> "commit:temp-written"
+ *   rename over <id>.json                             -> "commit:renamed"
+ *   fsync the directory
+ * A crash before the rename leaves the old file and a temp file, which the
+ * next open removes; after it, the new file.
+ *
+ * Rename a -> b, worked example (generation g on a):
+ *   "rename:begin"        only a.json (g)
+ *   write b.json {rename_from: a, generation g+1}  -> "rename:new-written"
+ *   unlink a.json, fsync dir                       -> "rename:old-removed"
+ *   rewrite b.json without rename_from (g+1)       -> "rename:done"
+ * Recovery finds b.json carrying rename_from=a: it unlinks a.json if still
+ * there and rewrites b.json without the marker. Each step is idempotent, so
+ * a crash during recovery is repaired by the next recovery.
+ *
+ * In memory (persist=false) the same code runs over an array of document
+ * texts instead of files, so both modes share every rule.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "ids.h"
+#include "json.h"
+#include "log.h"
+#include "vmextra.h"
+#include "xalloc.h"
+
+/* "<uuid>.json" and ".<uuid>.json.tmp" with room to spare. */
+#define VMEXTRA_NAME_MAX 64
+
+struct vmextra_mem_doc {
+    char id[IDS_UUID_LEN + 1];
+    char *text;
+};
+
+struct vmextra_store {
+    pthread_mutex_t lock;
+    bool persist;
+    char *dir;
+    int dirfd;
+    struct vmextra_mem_doc *mem;
+    size_t n_mem;
+    vmextra_crash_hook hook;
+    void *hook_opaque;
+};
+
+/* ---- small helpers ---- */
+
+static int
+crash_point(struct vmextra_store *s, const char *point)
+{
+    if (s->hook && s->hook(s->hook_opaque, point)) {
+        LOG(INFO, "vmextra crash injected at '%s'", point);
+        return XO_EINJECTED;
+    }
+    return 0;
+}
+
+static void
+doc_name(const char *id, char *buf)
+{
+    snprintf(buf, VMEXTRA_NAME_MAX, "%s.json", id);
+}
+
+static void
+tmp_name(const char *id, char *buf)
+{
+    snprintf(buf, VMEXTRA_NAME_MAX, ".%s.json.tmp", id);
+}
+
+/* The id of a "<uuid>.json" entry name, or false. */
+static bool
+name_to_id(const char *name, char *id)
+{
+    if (strlen(name) != IDS_UUID_LEN + 5 ||
+        strcmp(name + IDS_UUID_LEN, ".json") != 0)
+        return false;
+    memcpy(id, name, IDS_UUID_LEN);
+    id[IDS_UUID_LEN] = '\0';
+    return ids_is_uuid(id);
+}
+
+static bool
+is_tmp_name(const char *name)
+{
+    size_t n = strlen(name);
+
+    return name[0] == '.' && n > 4 && strcmp(name + n - 4, ".tmp") == 0;
+}
+
+static char *
+where_of(struct vmextra_store *s, const char *id)
+{
+    if (s->persist)
+        return xasprintf("%s/%s.json", s->dir, id);
+    return xasprintf("memory:%s", id);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+store_lock(struct vmextra_store *s)
+{
+    int r;
+
+    pthread_mutex_lock(&s->lock);
+    if (!s->persist)
+        return 0;
+    do {
+        r = flock(s->dirfd, LOCK_EX);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        LOGE(ERROR, "cannot lock vmextra dir '%s'", s->dir);
+        pthread_mutex_unlock(&s->lock);
+        return xo_err_internal_code(XO_EIO, "cannot lock '%s'", s->dir);
+    }
+    return 0;
+}
+
+static void
+store_unlock(struct vmextra_store *s)
+{
+    if (s->persist)
+        flock(s->dirfd, LOCK_UN);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Log a failed syscall on <dir>/<name> (errno set); returns XO_EIO. */
+static int
+io_fail(struct vmextra_store *s, const char *verb, const char *name)
+{
+    LOGE(ERROR, "cannot %s '%s/%s'", verb, s->dir, name);
+    return xo_err_internal_code(XO_EIO, "cannot %s '%s/%s'", verb, s->dir,
+                                name);
+}
+
+static int
+dir_fsync(struct vmextra_store *s)
+{
+    if (fsync(s->dirfd) < 0) {
+        LOGE(ERROR, "cannot fsync vmextra dir '%s'", s->dir);
+        return xo_err_internal_code(XO_EIO, "cannot fsync '%s'", s->dir);
+    }
+    return 0;
+}
+
+/* ---- the two backends: files in a directory, or texts in memory ---- */
+
+static struct vmextra_mem_doc *
+mem_find(struct vmextra_store *s, const char *id)
+{
+    for (size_t i = 0; i < s->n_mem; i++)
+        if (strcmp(s->mem[i].id, id) == 0)
+            return &s->mem[i];
+    return NULL;
+}
+
+static int
+file_read(struct vmextra_store *s, const char *id, char **text_r,
+          size_t *len_r)
+{
+    char name[VMEXTRA_NAME_MAX];
+    struct stat st;
+    char *buf = NULL;
+    size_t len = 0, cap;
+    ssize_t n;
+    int fd = -1;
+    int rc;
+
+    doc_name(id, name);
+    fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT) {
+        rc = XO_ENOTFOUND;
+        goto out;
+    }
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        rc = io_fail(s, "open", name);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > VMEXTRA_MAX_DOC_BYTES) {
+        LOG(ERROR, "vmextra document '%s/%s' is not a regular file of at "
+            "most %u bytes", s->dir, name, VMEXTRA_MAX_DOC_BYTES);
+        rc = xo_err_internal_code(XO_EINVAL, "'%s/%s' is not a regular file "
+                                  "of at most %u bytes", s->dir, name,
+                                  VMEXTRA_MAX_DOC_BYTES);
+        goto out;
+    }
+    /* The size may change under us; read to EOF but never past the bound. */
+    cap = (size_t)st.st_size + 1;
+    buf = xmalloc(cap + 1);
+    for (;;) {
+        if (len == cap) {
+            if (cap > VMEXTRA_MAX_DOC_BYTES) {
+                LOG(ERROR, "vmextra document '%s/%s' grew past %u bytes",
+                    s->dir, name, VMEXTRA_MAX_DOC_BYTES);
+                rc = xo_err_internal_code(XO_EINVAL, "'%s/%s' is too large",
+                                          s->dir, name);
+                goto out;
+            }
+            cap = cap * 2 > VMEXTRA_MAX_DOC_BYTES + 1 ?
+                VMEXTRA_MAX_DOC_BYTES + 1 : cap * 2;
+            buf = xrealloc(buf, cap + 1);
+        }
+        n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = io_fail(s, "read", name);
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    *text_r = buf;
+    *len_r = len;
+    buf = NULL;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return rc;
+}
+
+/* 0, or XO_ENOTFOUND without detail or log line (the caller decides). */
+static int
+doc_read(struct vmextra_store *s, const char *id, char **text_r,
+         size_t *len_r)
+{
+    struct vmextra_mem_doc *m;
+
+    if (s->persist)
+        return file_read(s, id, text_r, len_r);
+    m = mem_find(s, id);
+    if (!m)
+        return XO_ENOTFOUND;
+    *text_r = xstrdup(m->text);
+    *len_r = strlen(m->text);
+    return 0;
+}
+
+static int
+write_all(int fd, const char *text, size_t len)
+{
+    ssize_t n;
+
+    while (len > 0) {
+        n = write(fd, text, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        text += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int
+file_write(struct vmextra_store *s, const char *id, const char *text)
+{
+    char name[VMEXTRA_NAME_MAX], tmp[VMEXTRA_NAME_MAX];
+    bool tmp_owned = false;
+    int fd = -1;
+    int rc;
+
+    doc_name(id, name);
+    tmp_name(id, tmp);
+    fd = openat(s->dirfd, tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC |
+                O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        rc = io_fail(s, "create", tmp);
+        goto out;
+    }
+    tmp_owned = true;
+    if (write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
+        rc = io_fail(s, "write", tmp);
+        goto out;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        rc = io_fail(s, "close", tmp);
+        goto out;
+    }
+    fd = -1;
+    rc = crash_point(s, "commit:temp-written");
+    if (rc) {
+        /* A crash leaves the temp file behind; recovery removes it. */
+        tmp_owned = false;
+        goto out;
+    }
+    if (renameat(s->dirfd, tmp, s->dirfd, name) < 0) {
+        rc = io_fail(s, "rename", tmp);
+        goto out;
+    }
+    tmp_owned = false;
+    rc = crash_point(s, "commit:renamed");
+    if (rc)
+        goto out;
+    rc = dir_fsync(s);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp_owned)
+        unlinkat(s->dirfd, tmp, 0);
+    return rc;
+}
+
+static int
+doc_write(struct vmextra_store *s, const char *id, const char *text)
+{
+    struct vmextra_mem_doc *m;
+    int rc;
+
+    if (s->persist)
+        return file_write(s, id, text);
+    rc = crash_point(s, "commit:temp-written");
+    if (rc)
+        return rc;
+    m = mem_find(s, id);
+    if (!m) {
+        s->mem = xrealloc(s->mem, (s->n_mem + 1) * sizeof(*s->mem));
+        m = &s->mem[s->n_mem++];
+        xstrlcpy(m->id, id, sizeof(m->id));
+        m->text = NULL;
+    }
+    free(m->text);
+    m->text = xstrdup(text);
+    return crash_point(s, "commit:renamed");
+}
+
+/* 0, or XO_ENOTFOUND without detail or log line. */
+static int
+doc_unlink(struct vmextra_store *s, const char *id)
+{
+    char name[VMEXTRA_NAME_MAX];
+    struct vmextra_mem_doc *m;
+
+    if (!s->persist) {
+        m = mem_find(s, id);
+        if (!m)
+            return XO_ENOTFOUND;
+        free(m->text);
+        *m = s->mem[--s->n_mem];
+        return 0;
+    }
+    doc_name(id, name);
+    if (unlinkat(s->dirfd, name, 0) < 0) {
+        if (errno == ENOENT)
+            return XO_ENOTFOUND;
+        return io_fail(s, "remove", name);
+    }
+    return dir_fsync(s);
+}
+
+static bool
+doc_exists(struct vmextra_store *s, const char *id)
+{
+    char name[VMEXTRA_NAME_MAX];
+    struct stat st;
+
+    if (!s->persist)
+        return mem_find(s, id) != NULL;
+    doc_name(id, name);
+    return fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Every entry name in the store (documents, temp files, anything else). */
+static int
+doc_names(struct vmextra_store *s, char ***names_r, size_t *n_r)
+{
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *de;
+    DIR *d = NULL;
+    int fd = -1;
+    int rc;
+
+    if (!s->persist) {
+        names = xcalloc(s->n_mem + 1, sizeof(*names));
+        for (n = 0; n < s->n_mem; n++)
+            names[n] = xasprintf("%s.json", s->mem[n].id);
+        rc = 0;
+        goto done;
+    }
+    /* A fresh descriptor: the store's own must keep its lock and offset. */
+    fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        LOGE(ERROR, "cannot read vmextra dir '%s'", s->dir);
+        rc = xo_err_internal_code(XO_EIO, "cannot read '%s'", s->dir);
+        goto out;
+    }
+    fd = -1;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        names = xrealloc(names, (n + 1) * sizeof(*names));
+        names[n++] = xstrdup(de->d_name);
+    }
+    rc = 0;
+done:
+    *names_r = names;
+    *n_r = n;
+    names = NULL;
+    n = 0;
+out:
+    vmextra_list_free(names, n);
+    if (d)
+        closedir(d);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* ---- documents: records, decoding, encoding ---- */
+
+void
+vmextra_doc_free(struct vmextra_doc *doc)
+{
+    if (!doc)
+        return;
+    free(doc->vm_json);
+    for (size_t i = 0; i < doc->n_vbds; i++)
+        free(doc->vbds[i].json);
+    free(doc->vbds);
+    for (size_t i = 0; i < doc->n_vifs; i++)
+        free(doc->vifs[i].json);
+    free(doc->vifs);
+    for (size_t i = 0; i < doc->n_attached; i++) {
+        free(doc->attached[i].dp);
+        free(doc->attached[i].attach_info);
+    }
+    free(doc->attached);
+    free(doc);
+}
+
+int
+vmextra_doc_new(const char *id, struct vmextra_doc **doc_r)
+{
+    struct vmextra_doc *doc;
+    int rc;
+
+    *doc_r = NULL;
+    rc = ids_check_vm(id);
+    if (rc)
+        return rc;
+    doc = xcalloc(1, sizeof(*doc));
+    xstrlcpy(doc->id, id, sizeof(doc->id));
+    *doc_r = doc;
+    return 0;
+}
+
+/*
+ * A device id that does not fit is kept as "" so that the setters, which
+ * cannot fail, still make the next commit refuse the document.
+ */
+static void
+copy_dev(char *dst, const char *dev)
+{
+    if (ids_is_dev(dev)) {
+        xstrlcpy(dst, dev, IDS_DEV_MAX + 1);
+        return;
+    }
+    ids_check_dev(dev);
+    dst[0] = '\0';
+}
+
+static ssize_t
+rec_find(const struct vmextra_rec *recs, size_t n, const char *dev)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(recs[i].dev, dev) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+static void
+rec_set(struct vmextra_rec **recs, size_t *n, const char *dev,
+        const char *json)
+{
+    char key[IDS_DEV_MAX + 1];
+    ssize_t i;
+
+    copy_dev(key, dev);
+    i = rec_find(*recs, *n, key);
+    if (i < 0) {
+        *recs = xrealloc(*recs, (*n + 1) * sizeof(**recs));
+        i = (ssize_t)(*n)++;
+        memcpy((*recs)[i].dev, key, sizeof(key));
+    } else {
+        free((*recs)[i].json);
+    }
+    (*recs)[i].json = json ? xstrdup(json) : NULL;
+}
+
+static int
+rec_del(struct vmextra_rec *recs, size_t *n, const char *dev)
+{
+    ssize_t i = rec_find(recs, *n, dev);
+
+    if (i < 0)
+        return XO_ENOTFOUND;
+    free(recs[i].json);
+    memmove(&recs[i], &recs[i + 1], (*n - (size_t)i - 1) * sizeof(*recs));
+    (*n)--;
+    return 0;
+}
+
+const char *
+vmextra_doc_vbd(const struct vmextra_doc *doc, const char *dev)
+{
+    ssize_t i = rec_find(doc->vbds, doc->n_vbds, dev);
+
+    return i < 0 ? NULL : doc->vbds[i].json;
+}
+
+void
+vmextra_doc_set_vbd(struct vmextra_doc *doc, const char *dev,
+                    const char *json)
+{
+    rec_set(&doc->vbds, &doc->n_vbds, dev, json);
+}
+
+int
+vmextra_doc_del_vbd(struct vmextra_doc *doc, const char *dev)
+{
+    return rec_del(doc->vbds, &doc->n_vbds, dev);
+}
+
+const char *
+vmextra_doc_vif(const struct vmextra_doc *doc, const char *dev)
+{
+    ssize_t i = rec_find(doc->vifs, doc->n_vifs, dev);
+
+    return i < 0 ? NULL : doc->vifs[i].json;
+}
+
+void
+vmextra_doc_set_vif(struct vmextra_doc *doc, const char *dev,
+                    const char *json)
+{
+    rec_set(&doc->vifs, &doc->n_vifs, dev, json);
+}
+
+int
+vmextra_doc_del_vif(struct vmextra_doc *doc, const char *dev)
+{
+    return rec_del(doc->vifs, &doc->n_vifs, dev);
+}
+
+static ssize_t
+attached_find(const struct vmextra_doc *doc, const char *dev)
+{
+    for (size_t i = 0; i < doc->n_attached; i++)
+        if (strcmp(doc->attached[i].dev, dev) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+const struct vmextra_attached *
+vmextra_doc_attached(const struct vmextra_doc *doc, const char *dev)
+{
+    ssize_t i = attached_find(doc, dev);
+
+    return i < 0 ? NULL : &doc->attached[i];
+}
+
+void
+vmextra_doc_set_attached(struct vmextra_doc *doc,
+                         const struct vmextra_attached *a)
+{
+    char key[IDS_DEV_MAX + 1] = "";
+    struct vmextra_attached *e;
+    ssize_t i;
+
+    /* a->dev may be unterminated garbage: look only inside the array. */
+    if (strnlen(a->dev, sizeof(a->dev)) < sizeof(a->dev))
+        copy_dev(key, a->dev);
+    i = attached_find(doc, key);
+    if (i < 0) {
+        doc->attached = xrealloc(doc->attached,
+                                 (doc->n_attached + 1) * sizeof(*e));
+        i = (ssize_t)doc->n_attached++;
+    } else {
+        free(doc->attached[i].dp);
+        free(doc->attached[i].attach_info);
+    }
+    e = &doc->attached[i];
+    memcpy(e->dev, key, sizeof(key));
+    e->dp = a->dp ? xstrdup(a->dp) : NULL;
+    e->domid = a->domid;
+    e->attach_info = a->attach_info ? xstrdup(a->attach_info) : NULL;
+}
+
+int
+vmextra_doc_del_attached(struct vmextra_doc *doc, const char *dev)
+{
+    ssize_t i = attached_find(doc, dev);
+
+    if (i < 0)
+        return XO_ENOTFOUND;
+    free(doc->attached[i].dp);
+    free(doc->attached[i].attach_info);
+    memmove(&doc->attached[i], &doc->attached[i + 1],
+            (doc->n_attached - (size_t)i - 1) * sizeof(*doc->attached));
+    doc->n_attached--;
+    return 0;
+}
+
+void
+vmextra_doc_set_vm(struct vmextra_doc *doc, const char *json)
+{
+    free(doc->vm_json);
+    doc->vm_json = json ? xstrdup(json) : NULL;
+}
+
+/* Log and set the detail for a document that cannot be decoded. */
+static int
+decode_fail(const char *where, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+decode_fail(const char *where, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    LOG(ERROR, "vmextra document '%s' refused: %s", where, msg);
+    return xo_err_internal_code(XO_EINVAL, "vmextra document '%s': %s",
+                                where, msg);
+}
+
+static int
+decode_recs(const char *where, yajl_val v, const char *what,
+            struct vmextra_rec **recs, size_t *n)
+{
+    const char *key;
+
+    if (!v || YAJL_IS_NULL(v))
+        return 0;
+    if (!YAJL_IS_OBJECT(v))
+        return decode_fail(where, "'%s' is not an object", what);
+    if (v->u.object.len > VMEXTRA_MAX_RECORDS)
+        return decode_fail(where, "more than %d '%s'", VMEXTRA_MAX_RECORDS,
+                           what);
+    for (size_t i = 0; i < v->u.object.len; i++) {
+        key = v->u.object.keys[i];
+        if (!ids_is_dev(key) || rec_find(*recs, *n, key) >= 0)
+            return decode_fail(where, "bad or repeated device in '%s'", what);
+        if (!YAJL_IS_OBJECT(v->u.object.values[i]))
+            return decode_fail(where, "'%s' entry '%s' is not an object",
+                               what, key);
+        *recs = xrealloc(*recs, (*n + 1) * sizeof(**recs));
+        xstrlcpy((*recs)[*n].dev, key, sizeof((*recs)[*n].dev));
+        (*recs)[(*n)++].json = json_tree_to_string(v->u.object.values[i]);
+    }
+    return 0;
+}
+
+/* One attached_vdi record, {"dp"?: s, "domid": n, "attach_info": v}. */
+static int
+decode_attached_rec(const char *where, const char *dev, yajl_val v,
+                    struct vmextra_doc *doc)
+{
+    struct vmextra_attached a = { .dp = NULL };
+    yajl_val info = json_get(v, "attach_info");
+    yajl_val dp = json_get(v, "dp");
+    int64_t domid;
+
+    if (!ids_is_dev(dev) || !YAJL_IS_OBJECT(v))
+        return decode_fail(where, "bad attached_vdis entry for '%.40s'", dev);
+    if (!json_get(v, "domid") || json_get_int64(v, "domid", 0, &domid) ||
+        domid < 0 || domid > INT_MAX)
+        return decode_fail(where, "attached_vdis '%s' has a bad domid", dev);
+    if (!info || YAJL_IS_NULL(info))
+        return decode_fail(where, "attached_vdis '%s' has no attach_info",
+                           dev);
+    if (dp && !YAJL_IS_NULL(dp) && !YAJL_IS_STRING(dp))
+        return decode_fail(where, "attached_vdis '%s' has a bad dp", dev);
+    xstrlcpy(a.dev, dev, sizeof(a.dev));
+    a.domid = (int)domid;
+    a.dp = dp && YAJL_IS_STRING(dp) ? dp->u.string : NULL;
+    a.attach_info = json_tree_to_string(info);
+    vmextra_doc_set_attached(doc, &a);
+    free(a.attach_info);
+    return 0;
+}
+
+/*
+ * xenopsd v25.18-v25.23 keyed attached_vdis by Vbd.id = (vm, dev), a JSON
+ * array of pairs [[vm, dev], record]. Newer xenopsd silently decodes that as
+ * empty and drops in-flight attaches; we convert each entry by its device.
+ */
+static const char *
+array_str(yajl_val v, size_t i)
+{
+    yajl_val e = json_array_at(v, i);
+
+    return e && YAJL_IS_STRING(e) ? e->u.string : NULL;
+}
+
+static int
+decode_attached_pairs(const char *where, const char *id, yajl_val v,
+                      struct vmextra_doc *doc)
+{
+    yajl_val pair, key;
+    const char *vm, *dev;
+    int rc;
+
+    for (size_t i = 0; i < json_array_len(v); i++) {
+        pair = json_array_at(v, i);
+        key = json_array_at(pair, 0);
+        vm = array_str(key, 0);
+        dev = array_str(key, 1);
+        if (json_array_len(pair) != 2 || json_array_len(key) != 2 || !vm ||
+            !dev)
+            return decode_fail(where, "attached_vdis entry %zu is not a "
+                               "[[vm, dev], record] pair", i);
+        LOGVM(WARN, id, "migrating attached_vdis entry ('%.40s', '%.40s') "
+              "of '%s' to device key '%.40s'", vm, dev, where, dev);
+        if (attached_find(doc, dev) >= 0)
+            LOGVM(WARN, id, "attached_vdis entry '%.40s' repeated; the "
+                  "later one wins", dev);
+        rc = decode_attached_rec(where, dev, json_array_at(pair, 1), doc);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int
+decode_attached(const char *where, const char *id, yajl_val v,
+                struct vmextra_doc *doc)
+{
+    size_t n = 0;
+    int rc;
+
+    if (!v || YAJL_IS_NULL(v))
+        return 0;
+    if (YAJL_IS_OBJECT(v))
+        n = v->u.object.len;
+    else if (YAJL_IS_ARRAY(v))
+        n = v->u.array.len;
+    else
+        return decode_fail(where, "'attached_vdis' is neither object nor "
+                           "array");
+    if (n > VMEXTRA_MAX_RECORDS)
+        return decode_fail(where, "more than %d 'attached_vdis'",
+                           VMEXTRA_MAX_RECORDS);
+    if (YAJL_IS_ARRAY(v))
+        return decode_attached_pairs(where, id, v, doc);
+    for (size_t i = 0; i < n; i++) {
+        if (attached_find(doc, v->u.object.keys[i]) >= 0)
+            return decode_fail(where, "repeated device in 'attached_vdis'");
+        rc = decode_attached_rec(where, v->u.object.keys[i],
+                                 v->u.object.values[i], doc);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static const char *const known_keys[] = {
+    "version", "generation", "id", "vm", "vbds", "vifs", "attached_vdis",
+    "last_start_time", "rename_from",
+};
+
+/* Version, id and generation: what must be right before anything else. */
+static int
+decode_header(const char *where, const char *id, yajl_val root,
+              struct vmextra_doc *doc)
+{
+    yajl_val ver = json_get(root, "version");
+    yajl_val gen = json_get(root, "generation");
+    const char *doc_id = json_get_str(root, "id");
+
+    if (!ver || !YAJL_IS_INTEGER(ver) || YAJL_GET_INTEGER(ver) < 1 ||
+        YAJL_GET_INTEGER(ver) > VMEXTRA_VERSION)
+        return decode_fail(where, "unknown format version (this daemon "
+                           "reads version %d)", VMEXTRA_VERSION);
+    if (!doc_id || strcmp(doc_id, id) != 0)
+        return decode_fail(where, "its id does not match the file name");
+    if (!gen || !YAJL_IS_INTEGER(gen) || YAJL_GET_INTEGER(gen) < 1)
+        return decode_fail(where, "'generation' is not a positive integer");
+    doc->generation = (uint64_t)YAJL_GET_INTEGER(gen);
+    return 0;
+}
+
+static int
+doc_decode(const char *where, const char *id, const char *text, size_t len,
+           struct vmextra_doc **doc_r, char **rename_from_r)
+{
+    struct vmextra_doc *doc = NULL;
+    yajl_val root = NULL, vm, from;
+    bool known;
+    int rc;
+
+    *doc_r = NULL;
+    if (json_parse(text, len, &root) || !YAJL_IS_OBJECT(root)) {
+        rc = decode_fail(where, "not a JSON object");
+        goto out;
+    }
+    doc = xcalloc(1, sizeof(*doc));
+    xstrlcpy(doc->id, id, sizeof(doc->id));
+    rc = decode_header(where, id, root, doc);
+    if (rc)
+        goto out;
+    vm = json_get(root, "vm");
+    if (vm && !YAJL_IS_NULL(vm) && !YAJL_IS_OBJECT(vm)) {
+        rc = decode_fail(where, "'vm' is not an object");
+        goto out;
+    }
+    doc->vm_json = vm && YAJL_IS_OBJECT(vm) ? json_tree_to_string(vm) : NULL;
+    rc = decode_recs(where, json_get(root, "vbds"), "vbds", &doc->vbds,
+                     &doc->n_vbds);
+    if (!rc)
+        rc = decode_recs(where, json_get(root, "vifs"), "vifs", &doc->vifs,
+                         &doc->n_vifs);
+    if (!rc)
+        rc = decode_attached(where, id, json_get(root, "attached_vdis"), doc);
+    if (!rc && json_get_double(root, "last_start_time", 0,
+                               &doc->last_start_time))
+        rc = decode_fail(where, "'last_start_time' is not a number");
+    if (rc)
+        goto out;
+    from = json_get(root, "rename_from");
+    if (from && (!YAJL_IS_STRING(from) || !ids_is_uuid(from->u.string) ||
+                 strcmp(from->u.string, id) == 0)) {
+        rc = decode_fail(where, "'rename_from' is not another VM id");
+        goto out;
+    }
+    for (size_t i = 0; i < root->u.object.len; i++) {
+        known = false;
+        for (size_t k = 0; k < sizeof(known_keys) / sizeof(*known_keys); k++)
+            known = known || !strcasecmp(root->u.object.keys[i],
+                                         known_keys[k]);
+        if (!known)
+            LOGVM(WARN, id, "ignoring unknown field '%.40s' in '%s'",
+                  root->u.object.keys[i], where);
+    }
+    if (rename_from_r)
+        *rename_from_r = from ? xstrdup(from->u.string) : NULL;
+    *doc_r = doc;
+    doc = NULL;
+out:
+    vmextra_doc_free(doc);
+    yajl_tree_free(root);
+    return rc;
+}
+
+/* Emit one stored record after checking it is the JSON it claims to be. */
+static int
+gen_record(yajl_gen g, const char *text, bool object, const char *what,
+           const char *dev)
+{
+    yajl_val v = NULL;
+    int rc;
+
+    if (!text || json_parse(text, strlen(text), &v) ||
+        (object && !YAJL_IS_OBJECT(v)) || YAJL_IS_NULL(v)) {
+        LOG(WARN, "refusing %s '%s': not a valid JSON %s", what, dev,
+            object ? "object" : "value");
+        rc = xo_err_internal_code(XO_EINVAL, "%s '%s' is not a valid JSON %s",
+                                  what, dev, object ? "object" : "value");
+        goto out;
+    }
+    json_gen_tree(g, v);
+    rc = 0;
+out:
+    yajl_tree_free(v);
+    return rc;
+}
+
+static int
+gen_recs(yajl_gen g, const char *what, const struct vmextra_rec *recs,
+         size_t n)
+{
+    int rc = 0;
+
+    json_gen_str(g, what);
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < n && !rc; i++) {
+        json_gen_str(g, recs[i].dev);
+        rc = gen_record(g, recs[i].json, true, what, recs[i].dev);
+    }
+    yajl_gen_map_close(g);
+    return rc;
+}
+
+static int
+gen_attached(yajl_gen g, const struct vmextra_doc *doc)
+{
+    const struct vmextra_attached *a;
+    int rc = 0;
+
+    json_gen_str(g, "attached_vdis");
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < doc->n_attached && !rc; i++) {
+        a = &doc->attached[i];
+        json_gen_str(g, a->dev);
+        yajl_gen_map_open(g);
+        if (a->dp) {
+            json_gen_str(g, "dp");
+            json_gen_str(g, a->dp);
+        }
+        json_gen_str(g, "domid");
+        json_gen_int(g, a->domid);
+        json_gen_str(g, "attach_info");
+        rc = gen_record(g, a->attach_info, false, "attach_info", a->dev);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
+    return rc;
+}
+
+/* Serialise doc; refuses (XO_EINVAL) records that are not valid JSON. */
+static int
+doc_encode(const struct vmextra_doc *doc, uint64_t generation,
+           const char *rename_from, char **text_r)
+{
+    yajl_gen g = json_gen_new();
+    char *text = NULL;
+    int rc = 0;
+
+    yajl_gen_map_open(g);
+    json_gen_str(g, "version");
+    json_gen_int(g, VMEXTRA_VERSION);
+    json_gen_str(g, "generation");
+    json_gen_int(g, (long long)generation);
+    json_gen_str(g, "id");
+    json_gen_str(g, doc->id);
+    json_gen_str(g, "vm");
+    if (doc->vm_json)
+        rc = gen_record(g, doc->vm_json, true, "vm", doc->id);
+    else
+        json_gen_null(g);
+    if (!rc)
+        rc = gen_recs(g, "vbds", doc->vbds, doc->n_vbds);
+    if (!rc)
+        rc = gen_recs(g, "vifs", doc->vifs, doc->n_vifs);
+    if (!rc)
+        rc = gen_attached(g, doc);
+    json_gen_str(g, "last_start_time");
+    json_gen_double(g, doc->last_start_time);
+    if (rename_from) {
+        json_gen_str(g, "rename_from");
+        json_gen_str(g, rename_from);
+    }
+    yajl_gen_map_close(g);
+    text = json_gen_take(g);
+    if (!rc && strlen(text) > VMEXTRA_MAX_DOC_BYTES) {
+        LOGVM(WARN, doc->id, "refusing a vmextra document over %u bytes",
+              VMEXTRA_MAX_DOC_BYTES);
+        rc = xo_err_internal_code(XO_EINVAL, "document for '%s' is over %u "
+                                  "bytes", doc->id, VMEXTRA_MAX_DOC_BYTES);
+    }
+    if (!rc) {
+        *text_r = text;
+        text = NULL;
+    }
+    free(text);
+    return rc;
+}
+
+static int
+check_devs(const char *what, const char *devs, size_t stride, size_t n)
+{
+    const char *dev, *other;
+    int rc;
+
+    if (n > VMEXTRA_MAX_RECORDS) {
+        LOG(WARN, "refusing a vmextra document with %zu %s (max %d)", n,
+            what, VMEXTRA_MAX_RECORDS);
+        return xo_err_internal_code(XO_EINVAL, "more than %d %s",
+                                    VMEXTRA_MAX_RECORDS, what);
+    }
+    for (size_t i = 0; i < n; i++) {
+        dev = devs + i * stride;
+        rc = ids_check_dev(dev);
+        if (rc)
+            return rc;
+        for (size_t j = 0; j < i; j++) {
+            other = devs + j * stride;
+            if (strcmp(dev, other) == 0) {
+                LOG(WARN, "refusing repeated %s device '%s'", what, dev);
+                return xo_err_internal_code(XO_EINVAL, "repeated %s device "
+                                            "'%s'", what, dev);
+            }
+        }
+    }
+    return 0;
+}
+
+/* The checks the JSON encoder cannot make: ids, bounds, plain fields. */
+static int
+doc_validate(const struct vmextra_doc *doc)
+{
+    int rc;
+
+    if (strnlen(doc->id, sizeof(doc->id)) == sizeof(doc->id))
+        return ids_check_vm("(unterminated)");
+    rc = ids_check_vm(doc->id);
+    if (!rc && doc->n_vbds)
+        rc = check_devs("vbds", doc->vbds[0].dev, sizeof(*doc->vbds),
+                        doc->n_vbds);
+    if (!rc && doc->n_vifs)
+        rc = check_devs("vifs", doc->vifs[0].dev, sizeof(*doc->vifs),
+                        doc->n_vifs);
+    if (!rc && doc->n_attached)
+        rc = check_devs("attached_vdis", doc->attached[0].dev,
+                        sizeof(*doc->attached), doc->n_attached);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < doc->n_attached; i++) {
+        if (doc->attached[i].domid < 0) {
+            LOGVM(WARN, doc->id, "refusing attached_vdis '%s' with domid %d",
+                  doc->attached[i].dev, doc->attached[i].domid);
+            return xo_err_internal_code(XO_EINVAL, "bad domid for '%s'",
+                                        doc->attached[i].dev);
+        }
+    }
+    if (!isfinite(doc->last_start_time)) {
+        LOGVM(WARN, doc->id, "refusing a non-finite last_start_time");
+        return xo_err_internal_code(XO_EINVAL, "bad last_start_time");
+    }
+    return 0;
+}
+
+/* ---- operations, called with the store locked ---- */
+
+static int
+load_locked(struct vmextra_store *s, const char *id,
+            struct vmextra_doc **doc_r, char **rename_from_r)
+{
+    char *text = NULL, *where = NULL;
+    size_t len = 0;
+    int rc;
+
+    *doc_r = NULL;
+    rc = doc_read(s, id, &text, &len);
+    if (rc == XO_ENOTFOUND)
+        rc = xo_err_does_not_exist("VM", id);
+    if (rc)
+        goto out;
+    where = where_of(s, id);
+    rc = doc_decode(where, id, text, len, doc_r, rename_from_r);
+out:
+    free(where);
+    free(text);
+    return rc;
+}
+
+/*
+ * Rewrite the "id" member of a record: the whole value for a Vm.t, the
+ * first element of the [vm, dev] pair for a Vbd.t or Vif.t.
+ */
+static int
+rewrite_id(char **json, const char *new_id, bool pair)
+{
+    yajl_val v = NULL, val;
+    yajl_gen g = NULL;
+    int rc;
+
+    if (!*json)
+        return 0;
+    rc = json_parse(*json, strlen(*json), &v);
+    if (rc)
+        goto out;
+    g = json_gen_new();
+    yajl_gen_map_open(g);
+    for (size_t i = 0; YAJL_IS_OBJECT(v) && i < v->u.object.len; i++) {
+        val = v->u.object.values[i];
+        json_gen_str(g, v->u.object.keys[i]);
+        if (strcasecmp(v->u.object.keys[i], "id") != 0) {
+            json_gen_tree(g, val);
+        } else if (!pair) {
+            json_gen_str(g, new_id);
+        } else if (json_array_len(val) >= 1 &&
+                   YAJL_IS_STRING(json_array_at(val, 0))) {
+            yajl_gen_array_open(g);
+            json_gen_str(g, new_id);
+            for (size_t j = 1; j < json_array_len(val); j++)
+                json_gen_tree(g, json_array_at(val, j));
+            yajl_gen_array_close(g);
+        } else {
+            json_gen_tree(g, val);
+        }
+    }
+    yajl_gen_map_close(g);
+    free(*json);
+    *json = json_gen_take(g);
+    g = NULL;
+out:
+    if (g)
+        yajl_gen_free(g);
+    yajl_tree_free(v);
+    return rc;
+}
+
+static int
+rename_locked(struct vmextra_store *s, const char *old_id,
+              const char *new_id)
+{
+    struct vmextra_doc *doc = NULL;
+    char *text = NULL;
+    int rc;
+
+    rc = load_locked(s, old_id, &doc, NULL);
+    if (rc)
+        goto out;
+    if (doc_exists(s, new_id)) {
+        LOG(WARN, "cannot rename vm '%s' to '%s': target exists", old_id,
+            new_id);
+        rc = xo_err_already_exists("VM", new_id);
+        goto out;
+    }
+    xstrlcpy(doc->id, new_id, sizeof(doc->id));
+    rc = rewrite_id(&doc->vm_json, new_id, false);
+    for (size_t i = 0; i < doc->n_vbds && !rc; i++)
+        rc = rewrite_id(&doc->vbds[i].json, new_id, true);
+    for (size_t i = 0; i < doc->n_vifs && !rc; i++)
+        rc = rewrite_id(&doc->vifs[i].json, new_id, true);
+    if (rc)
+        goto out;
+    doc->generation++;
+    rc = doc_encode(doc, doc->generation, old_id, &text);
+    if (!rc)
+        rc = crash_point(s, "rename:begin");
+    if (!rc)
+        rc = doc_write(s, new_id, text);
+    if (!rc)
+        rc = crash_point(s, "rename:new-written");
+    if (rc)
+        goto out;
+    rc = doc_unlink(s, old_id);
+    if (rc == XO_ENOTFOUND)
+        rc = 0;
+    if (!rc)
+        rc = crash_point(s, "rename:old-removed");
+    if (rc)
+        goto out;
+    free(text);
+    text = NULL;
+    rc = doc_encode(doc, doc->generation, NULL, &text);
+    if (!rc)
+        rc = doc_write(s, new_id, text);
+    if (!rc)
+        rc = crash_point(s, "rename:done");
+    if (!rc)
+        LOG(INFO, "renamed vm '%s' to '%s'", old_id, new_id);
+out:
+    free(text);
+    vmextra_doc_free(doc);
+    return rc;
+}
+
+/* Finish an interrupted rename into id, if its document says there was
+ * one: the old document goes, then the marker. */
+static int
+recover_rename(struct vmextra_store *s, const char *id)
+{
+    struct vmextra_doc *doc = NULL;
+    char *from = NULL, *text = NULL;
+    int rc;
+
+    if (load_locked(s, id, &doc, &from)) {
+        /* Unreadable documents stay for an operator; load reports them. */
+        xo_err_clear();
+        rc = 0;
+        goto out;
+    }
+    rc = 0;
+    if (!from)
+        goto out;
+    LOGVM(WARN, id, "completing interrupted rename from '%s'", from);
+    rc = doc_unlink(s, from);
+    if (rc == XO_ENOTFOUND)
+        rc = 0;
+    if (!rc)
+        rc = crash_point(s, "recover:old-removed");
+    if (!rc)
+        rc = doc_encode(doc, doc->generation, NULL, &text);
+    if (!rc)
+        rc = doc_write(s, id, text);
+out:
+    free(text);
+    free(from);
+    vmextra_doc_free(doc);
+    return rc;
+}
+
+static int
+recover_locked(struct vmextra_store *s)
+{
+    char **names = NULL;
+    size_t n = 0;
+    char id[IDS_UUID_LEN + 1];
+    bool removed = false;
+    int rc;
+
+    rc = doc_names(s, &names, &n);
+    if (rc)
+        goto out;
+    for (size_t i = 0; i < n && s->persist; i++) {
+        if (!is_tmp_name(names[i]))
+            continue;
+        LOG(INFO, "removing stale temp file '%s/%s'", s->dir, names[i]);
+        if (unlinkat(s->dirfd, names[i], 0) < 0 && errno != ENOENT) {
+            rc = io_fail(s, "remove", names[i]);
+            goto out;
+        }
+        removed = true;
+    }
+    if (removed)
+        rc = dir_fsync(s);
+    if (!rc)
+        rc = crash_point(s, "recover:tmp-removed");
+    for (size_t i = 0; i < n && !rc; i++)
+        if (name_to_id(names[i], id))
+            rc = recover_rename(s, id);
+out:
+    vmextra_list_free(names, n);
+    return rc;
+}
+
+/* ---- the public API ---- */
+
+static int
+mkdir_p(const char *dir)
+{
+    char *path = xstrdup(dir);
+    char *p = path;
+    char c;
+    int rc = 0;
+
+    /* Create each prefix in turn; existing ones are fine. */
+    do {
+        p += strspn(p, "/");
+        p += strcspn(p, "/");
+        c = *p;
+        *p = '\0';
+        if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+            LOGE(ERROR, "cannot create vmextra dir '%s'", path);
+            rc = xo_err_internal_code(XO_EIO, "cannot create '%s'", path);
+        }
+        *p = c;
+    } while (c != '\0' && !rc);
+    free(path);
+    return rc;
+}
+
+int
+vmextra_store_open(const char *dir, bool persist,
+                   struct vmextra_store **store_r)
+{
+    struct vmextra_store *s = NULL;
+    int rc;
+
+    *store_r = NULL;
+    s = xcalloc(1, sizeof(*s));
+    pthread_mutex_init(&s->lock, NULL);
+    s->persist = persist;
+    s->dirfd = -1;
+    s->dir = xstrdup(dir ? dir : "");
+    if (persist) {
+        if (!dir || !dir[0]) {
+            LOG(ERROR, "vmextra needs a directory when persist is on");
+            rc = xo_err_internal_code(XO_EINVAL, "no vmextra directory");
+            goto out;
+        }
+        rc = mkdir_p(dir);
+        if (rc)
+            goto out;
+        s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->dirfd < 0) {
+            LOGE(ERROR, "cannot open vmextra dir '%s'", dir);
+            rc = xo_err_internal_code(XO_EIO, "cannot open '%s'", dir);
+            goto out;
+        }
+    }
+    rc = vmextra_recover(s);
+    if (rc)
+        goto out;
+    *store_r = s;
+    s = NULL;
+out:
+    vmextra_store_close(s);
+    return rc;
+}
+
+void
+vmextra_store_close(struct vmextra_store *store)
+{
+    if (!store)
+        return;
+    if (store->dirfd >= 0)
+        close(store->dirfd);
+    for (size_t i = 0; i < store->n_mem; i++)
+        free(store->mem[i].text);
+    free(store->mem);
+    free(store->dir);
+    pthread_mutex_destroy(&store->lock);
+    free(store);
+}
+
+int
+vmextra_recover(struct vmextra_store *store)
+{
+    int rc = store_lock(store);
+
+    if (rc)
+        return rc;
+    rc = recover_locked(store);
+    store_unlock(store);
+    return rc;
+}
+
+void
+vmextra_set_crash_hook(struct vmextra_store *store, vmextra_crash_hook hook,
+                       void *opaque)
+{
+    pthread_mutex_lock(&store->lock);
+    store->hook = hook;
+    store->hook_opaque = opaque;
+    pthread_mutex_unlock(&store->lock);
+}
+
+int
+vmextra_load(struct vmextra_store *store, const char *id,
+             struct vmextra_doc **doc_r)
+{
+    int rc;
+
+    *doc_r = NULL;
+    rc = ids_check_vm(id);
+    if (!rc)
+        rc = store_lock(store);
+    if (rc)
+        return rc;
+    rc = load_locked(store, id, doc_r, NULL);
+    store_unlock(store);
+    return rc;
+}
+
+bool
+vmextra_exists(struct vmextra_store *store, const char *id)
+{
+    bool ok;
+
+    if (!ids_is_uuid(id) || store_lock(store))
+        return false;
+    ok = doc_exists(store, id);
+    store_unlock(store);
+    return ok;
+}
+
+static int
+commit_locked(struct vmextra_store *s, struct vmextra_doc *doc)
+{
+    struct vmextra_doc *cur = NULL;
+    uint64_t generation = 1;
+    char *text = NULL;
+    int rc;
+
+    if (doc->generation == 0 && doc_exists(s, doc->id)) {
+        LOGVM(WARN, doc->id, "cannot create vmextra: it already exists");
+        rc = xo_err_already_exists("VM", doc->id);
+        goto out;
+    }
+    if (doc->generation != 0) {
+        rc = load_locked(s, doc->id, &cur, NULL);
+        if (rc)
+            goto out;
+        if (cur->generation != doc->generation) {
+            LOGVM(WARN, doc->id, "stale vmextra commit: generation %llu, "
+                  "stored %llu", (unsigned long long)doc->generation,
+                  (unsigned long long)cur->generation);
+            rc = xo_err_internal_code(XO_ECONFLICT, "vmextra for '%s' "
+                                      "changed: stored generation %llu, "
+                                      "commit from %llu", doc->id,
+                                      (unsigned long long)cur->generation,
+                                      (unsigned long long)doc->generation);
+            goto out;
+        }
+        generation = cur->generation + 1;
+    }
+    rc = doc_encode(doc, generation, NULL, &text);
+    if (!rc)
+        rc = doc_write(s, doc->id, text);
+    if (!rc)
+        doc->generation = generation;
+out:
+    free(text);
+    vmextra_doc_free(cur);
+    return rc;
+}
+
+int
+vmextra_commit(struct vmextra_store *store, struct vmextra_doc *doc)
+{
+    int rc;
+
+    if (!doc)
+        return xo_err_internal_code(XO_EINVAL, "no vmextra document");
+    rc = doc_validate(doc);
+    if (!rc)
+        rc = store_lock(store);
+    if (rc)
+        return rc;
+    rc = commit_locked(store, doc);
+    store_unlock(store);
+    return rc;
+}
+
+int
+vmextra_remove(struct vmextra_store *store, const char *id)
+{
+    int rc;
+
+    rc = ids_check_vm(id);
+    if (!rc)
+        rc = store_lock(store);
+    if (rc)
+        return rc;
+    rc = doc_unlink(store, id);
+    if (rc == XO_ENOTFOUND)
+        rc = xo_err_does_not_exist("VM", id);
+    store_unlock(store);
+    return rc;
+}
+
+int
+vmextra_rename(struct vmextra_store *store, const char *old_id,
+               const char *new_id)
+{
+    int rc;
+
+    rc = ids_check_vm(old_id);
+    if (!rc)
+        rc = ids_check_vm(new_id);
+    if (rc)
+        return rc;
+    if (strcmp(old_id, new_id) == 0) {
+        LOG(WARN, "cannot rename vm '%s' to itself", old_id);
+        return xo_err_internal_code(XO_EINVAL, "cannot rename '%s' to "
+                                    "itself", old_id);
+    }
+    rc = store_lock(store);
+    if (rc)
+        return rc;
+    rc = rename_locked(store, old_id, new_id);
+    store_unlock(store);
+    return rc;
+}
+
+int
+vmextra_list(struct vmextra_store *store, char ***ids_r, size_t *n_r)
+{
+    struct vmextra_doc *doc = NULL;
+    char **names = NULL, **ids = NULL;
+    char id[IDS_UUID_LEN + 1];
+    size_t n_names = 0, n = 0;
+    int rc;
+
+    *ids_r = NULL;
+    *n_r = 0;
+    rc = store_lock(store);
+    if (rc)
+        return rc;
+    rc = doc_names(store, &names, &n_names);
+    if (rc)
+        goto out;
+    ids = xcalloc(n_names + 1, sizeof(*ids));
+    for (size_t i = 0; i < n_names; i++) {
+        if (!name_to_id(names[i], id))
+            continue;
+        if (load_locked(store, id, &doc, NULL)) {
+            LOGVM(WARN, id, "skipping unreadable vmextra document '%s'",
+                  names[i]);
+            xo_err_clear();
+            continue;
+        }
+        vmextra_doc_free(doc);
+        doc = NULL;
+        ids[n++] = xstrdup(id);
+    }
+    qsort(ids, n, sizeof(*ids), cmp_str);
+    *ids_r = ids;
+    *n_r = n;
+    ids = NULL;
+out:
+    store_unlock(store);
+    vmextra_list_free(ids, n);
+    vmextra_list_free(names, n_names);
+    return rc;
+}
+
+void
+vmextra_list_free(char **ids, size_t n)
+{
+    if (!ids)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+}

@@ -28,6 +28,9 @@
  * Recovery (vmextra_store_open): a doc with rename_from whose old doc still
  * exists rolls forward (old removed); leftover temp files are removed. So
  * after a crash at any point either all-old or all-new is visible.
+ * Recovery has its own crash points ("recover:tmp-removed",
+ * "recover:old-removed", and the commit points of its rewrite); running it
+ * again after a crash there converges to the same state.
  *
  * Threading: a store has one mutex; every call is atomic with respect to
  * the others. Docs are private copies owned by the caller.
@@ -40,13 +43,18 @@
 #include <stdint.h>
 
 #define VMEXTRA_VERSION 1
+/* Bounds on what is read or written: larger is refused with XO_EINVAL. */
+#define VMEXTRA_MAX_DOC_BYTES (16u * 1024 * 1024)
+#define VMEXTRA_MAX_RECORDS 1024    /* per map: vbds, vifs, attached_vdis */
 
 struct vmextra_store;
 
 /* One attach -> activate hand-off record (xenopsd's attached_vdi). */
 struct vmextra_attached {
     char dev[33];
-    char *dp;               /* datapath id, e.g. "vbd/5/xvda" */
+    char *dp;               /* datapath id, e.g. "vbd/5/xvda"; NULL in an
+                               entry migrated from xenopsd's tuple-keyed
+                               shape, which never stored it */
     int domid;              /* backend domain id */
     char *attach_info;      /* JSON text of the SM backend info */
 };
@@ -77,6 +85,9 @@ struct vmextra_doc {
 int vmextra_store_open(const char *dir, bool persist,
                        struct vmextra_store **store_r);
 void vmextra_store_close(struct vmextra_store *store);
+/* Run crash recovery again (open already does it); lets a test crash the
+ * recovery itself through the hook. */
+int vmextra_recover(struct vmextra_store *store);
 
 /* A fresh, uncommitted document for id (validated: XO_EINVAL). */
 int vmextra_doc_new(const char *id, struct vmextra_doc **doc_r);
@@ -89,8 +100,10 @@ bool vmextra_exists(struct vmextra_store *store, const char *id);
 
 /*
  * Commit doc. generation 0 creates (XO_EEXISTS if the VM exists); otherwise
- * the stored generation must equal doc->generation (else XO_ECONFLICT).
- * On success doc->generation is the new stored generation.
+ * the stored generation must equal doc->generation (else XO_ECONFLICT;
+ * XO_ENOTFOUND if the VM was removed meanwhile). Bad ids or JSON texts, or
+ * more than the bounds above, give XO_EINVAL. On success doc->generation is
+ * the new stored generation.
  */
 int vmextra_commit(struct vmextra_store *store, struct vmextra_doc *doc);
 
