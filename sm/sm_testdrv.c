@@ -34,6 +34,8 @@ struct sm_testdrv {
     size_t n_calls;
     int attached;
     int active;
+    int inflight;
+    int max_inflight;
 };
 
 static int
@@ -164,6 +166,17 @@ sm_testdrv_active(struct sm_testdrv *d)
     return n;
 }
 
+int
+sm_testdrv_max_inflight(struct sm_testdrv *d)
+{
+    int n;
+
+    pthread_mutex_lock(&d->lock);
+    n = d->max_inflight;
+    pthread_mutex_unlock(&d->lock);
+    return n;
+}
+
 static void
 sleep_ms(int ms)
 {
@@ -188,11 +201,14 @@ testdrv_call(struct sm_testdrv *d, int cmd, const char *dp, const char *sr,
     d->calls[d->n_calls++] =
         xasprintf("%s %s %s %s", cmd_names[cmd], dp, vdi, domain);
     latency = d->latency_ms[cmd];
+    if (++d->inflight > d->max_inflight)
+        d->max_inflight = d->inflight;
     pthread_mutex_unlock(&d->lock);
 
     sleep_ms(latency);
 
     pthread_mutex_lock(&d->lock);
+    d->inflight--;
     for (int k = 0; k < TESTDRV_MAX_FAILS; k++) {
         struct testdrv_fail *f = &d->fails[k];
 

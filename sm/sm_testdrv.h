@@ -41,6 +41,10 @@ void sm_testdrv_clear_calls(struct sm_testdrv *d);
 int sm_testdrv_attached(struct sm_testdrv *d);
 int sm_testdrv_active(struct sm_testdrv *d);
 
+/* Largest number of driver calls seen in flight at once (proves that
+ * calls for different VDIs overlap, without timing anything). */
+int sm_testdrv_max_inflight(struct sm_testdrv *d);
+
 /*
  * Parse the "sim-srs" config value (see config.h) and register one test
  * driver per entry with sm. Returns 0 or XO_EINVAL.

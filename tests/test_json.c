@@ -108,15 +108,162 @@ test_json_parse_malformed(void **state)
     }
 }
 
+/* json_parse must refuse len bytes of text with exactly this detail. */
+static void
+assert_refused(const char *text, size_t len, const char *detail)
+{
+    static struct yajl_val_s sentinel;
+    yajl_val v = &sentinel;
+    char *want = xasprintf("[\"Internal_error\",\"%s\"]", detail);
+    char *json;
+
+    if (json_parse(text, len, &v) != XO_EINVAL)
+        fail_msg("json_parse accepted '%.*s'", (int)len, text);
+    assert_null(v);
+    json = xo_err_take_json(XO_EINVAL);
+    if (strcmp(json, want) != 0)
+        fail_msg("'%.*s': detail %s, want %s", (int)len, text, json, want);
+    free(json);
+    free(want);
+}
+
+/* The one string in the array text must parse to want. */
+static void
+assert_string_parses(const char *text, const char *want)
+{
+    yajl_val v = parse_ok(text);
+    yajl_val s = json_array_at(v, 0);
+
+    assert_non_null(s);
+    assert_true(YAJL_IS_STRING(s));
+    assert_string_equal(s->u.string, want);
+    yajl_tree_free(v);
+}
+
+#define NOT_UTF8 "JSON is not valid UTF-8"
+#define NUL_ESCAPE "JSON string contains \\\\u0000"
+#define LONE_SURROGATE "JSON string has an unpaired surrogate escape"
+
 static void
 test_json_parse_invalid_utf8(void **state)
 {
-    static const char bad[] = "[\"\xff\xfe\"]";
+    static const char *const bad[] = {
+        "[\"\xff\xfe\"]",
+        "[\"caf\xe9\"]",                    /* Latin-1, not UTF-8 */
+        "[\"\x80\"]",                       /* lone continuation byte */
+        "[\"\xc3\"]",                       /* truncated by the quote */
+        "[\"\xe2\x82\"]",
+        "[\"\xf0\x9f\x98\"]",
+        "[\"\xc3\xa9\xa9\"]",               /* one continuation too many */
+        /* Overlong forms: yajl alone accepts these. */
+        "[\"\xc0\xaf\"]",                   /* '/' */
+        "[\"\xc0\x80\"]",                   /* NUL */
+        "[\"\xc1\xbf\"]",
+        "[\"\xe0\x80\xaf\"]",
+        "[\"\xe0\x9f\xbf\"]",               /* U+07FF in three bytes */
+        "[\"\xf0\x80\x80\xaf\"]",
+        "[\"\xf0\x8f\xbf\xbf\"]",           /* U+FFFF in four bytes */
+        /* UTF-16 surrogates encoded as UTF-8. */
+        "[\"\xed\xa0\x80\"]",               /* U+D800 */
+        "[\"\xed\xbf\xbf\"]",               /* U+DFFF */
+        "[\"\xed\xa0\xbd\xed\xb8\x80\"]",   /* a "pair", CESU-8 style */
+        /* Beyond U+10FFFF, and the old 5- and 6-byte forms. */
+        "[\"\xf4\x90\x80\x80\"]",
+        "[\"\xf5\x80\x80\x80\"]",
+        "[\"\xf7\xbf\xbf\xbf\"]",
+        "[\"\xf8\x88\x80\x80\x80\"]",
+        "[\"\xfc\x84\x80\x80\x80\x80\"]",
+        /* In a key, and outside any string. */
+        "{\"\xfe\":1}",
+        "[1]\xff",
+        "[\xc3\xa9]",
+    };
+    /* A sequence cut by len, though the buffer goes on with the rest. */
+    static const char cut[] = "[\"\xe2\x82\xac\"]";
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_refused(bad[i], strlen(bad[i]), NOT_UTF8);
+    assert_refused(cut, 4, NOT_UTF8);
+}
+
+static void
+test_json_parse_valid_utf8(void **state)
+{
+    /* The first and last code point of each length, either side of the
+     * surrogates, and the highest one. */
+    static const char *const edges[] = {
+        "\x7f", "\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xed\x9f\xbf",
+        "\xee\x80\x80", "\xef\xbf\xbf", "\xf0\x90\x80\x80",
+        "\xf4\x8f\xbf\xbf",
+    };
     yajl_val v = NULL;
 
-    assert_int_equal(json_parse(bad, sizeof(bad) - 1, &v), XO_EINVAL);
-    assert_null(v);
-    xo_err_clear();
+    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+        char *text = xasprintf("[\"%s\"]", edges[i]);
+
+        assert_string_parses(text, edges[i]);
+        free(text);
+    }
+    /* é € 😀, raw, in a value and in a key. */
+    assert_string_parses("[\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"]",
+                         "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+    v = parse_ok("{\"\xc3\xa9\":\"\xe2\x82\xac\"}");
+    assert_string_equal(json_get_str(v, "\xc3\xa9"), "\xe2\x82\xac");
+    yajl_tree_free(v);
+}
+
+static void
+test_json_parse_refuses_nul_escape(void **state)
+{
+    static const char *const bad[] = {
+        "[\"x\\u0000y\"]",                  /* yajl would give "x" */
+        "[\"\\u0000\"]",
+        "{\"a\\u0000b\":1}",
+        "[\"\\\\\", \"\\u0000\"]",          /* after an escaped backslash */
+        "[\"\\ud83d\\ude00\\u0000\"]",      /* after a surrogate pair */
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_refused(bad[i], strlen(bad[i]), NUL_ESCAPE);
+    /* An escaped backslash then "u0000" is plain text, not an escape. */
+    assert_string_parses("[\"\\\\u0000\"]", "\\u0000");
+}
+
+static void
+test_json_parse_refuses_unpaired_surrogate(void **state)
+{
+    static const char *const bad[] = {
+        "[\"\\ud800\"]",                    /* high alone */
+        "[\"\\uDBFF\"]",
+        "[\"\\udc00\"]",                    /* low alone */
+        "[\"\\uDFFF\"]",
+        "[\"\\ud800x\"]",                   /* high, then not an escape */
+        "[\"\\ud800\\u0041\"]",             /* high, then not a low */
+        "[\"\\ud800\\ud800\"]",
+        "[\"\\ud800\\n\\udc00\"]",
+        "[\"\\ud800\\uZZZZ\"]",
+        "[\"\\udc00\\ud800\"]",             /* the pair reversed */
+        "[\"\\ud83d\\ude00\\ude00\"]",      /* a pair, then a low */
+        "{\"\\ud800\":1}",
+        "[\"\\ud800",                       /* at the end of the text */
+        "[\"\\ud800\\udc",
+    };
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_refused(bad[i], strlen(bad[i]), LONE_SURROGATE);
+}
+
+static void
+test_json_parse_valid_escapes(void **state)
+{
+    assert_string_parses("[\"\\ud83d\\ude00\"]", "\xf0\x9f\x98\x80");
+    assert_string_parses("[\"\\uD83D\\uDE00\"]", "\xf0\x9f\x98\x80");
+    assert_string_parses("[\"\\udbff\\udfff\"]", "\xf4\x8f\xbf\xbf");
+    assert_string_parses("[\"\\u00e9\"]", "\xc3\xa9");
+    assert_string_parses("[\"\\u0001\"]", "\x01");
+    assert_string_parses("[\"\\ud7ff\\ue000\"]", "\xed\x9f\xbf\xee\x80\x80");
+    assert_string_parses("[\"a\\/b\\\"\\\\\\b\\f\\n\\r\\t\"]",
+                         "a/b\"\\\b\f\n\r\t");
 }
 
 static void
@@ -704,6 +851,10 @@ main(void)
         cmocka_unit_test(test_json_parse_uses_len_not_nul),
         cmocka_unit_test(test_json_parse_malformed),
         cmocka_unit_test(test_json_parse_invalid_utf8),
+        cmocka_unit_test(test_json_parse_valid_utf8),
+        cmocka_unit_test(test_json_parse_refuses_nul_escape),
+        cmocka_unit_test(test_json_parse_refuses_unpaired_surrogate),
+        cmocka_unit_test(test_json_parse_valid_escapes),
         cmocka_unit_test(test_json_parse_depth_bounded),
         cmocka_unit_test(test_json_parse_depth_counts_objects),
         cmocka_unit_test(test_json_parse_brackets_in_strings_not_counted),

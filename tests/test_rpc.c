@@ -1070,6 +1070,36 @@ test_rpc_connection_close_honoured(void **state)
     close(fd);
 }
 
+static void
+test_rpc_expect_continue(void **state)
+{
+    struct fx *fx = *state;
+    const char *interim = "HTTP/1.1 100 Continue\r\n\r\n";
+    char buf[32];
+    size_t got = 0;
+    struct raw_resp r;
+    int fd;
+
+    fx_start(fx);
+    fd = raw_connect(fx->path);
+    raw_send_str(fd, "POST / HTTP/1.1\r\nExpect: 100-continue\r\n"
+                     "Content-Length: 24\r\n\r\n");
+    while (got < strlen(interim)) {
+        ssize_t n = recv(fd, buf + got, strlen(interim) - got, 0);
+
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    assert_string_equal(buf, interim);
+    raw_send_str(fd, "{\"method\":\"unit\",\"id\":1}");
+    assert_int_equal(raw_read(fd, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"result\":null,\"error\":null,\"id\":0}");
+    raw_resp_free(&r);
+    close(fd);
+}
+
 /* ---- rpc: socket and permissions ---- */
 
 static void
@@ -1430,6 +1460,7 @@ main(void)
         T(test_rpc_header_too_large),
         T(test_rpc_keep_alive),
         T(test_rpc_connection_close_honoured),
+        T(test_rpc_expect_continue),
         T(test_rpc_socket_mode_0600),
         T(test_rpc_stale_socket_replaced),
         T(test_rpc_regular_file_not_replaced),

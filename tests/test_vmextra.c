@@ -273,8 +273,7 @@ assert_doc_eq(const struct vmextra_doc *a, const struct vmextra_doc *b)
         x = &a->attached[i];
         y = vmextra_doc_attached(b, x->dev);
         assert_non_null(y);
-        if (x->dp || y->dp)
-            assert_string_equal(x->dp, y->dp);
+        assert_string_equal(x->dp, y->dp);
         assert_int_equal(x->domid, y->domid);
         assert_json_eq(x->attach_info, y->attach_info);
     }
@@ -785,7 +784,7 @@ test_vmextra_tuple_keyed_attached_migrated(void **state)
     /* The entry attached under the temporary id is kept, by device. */
     a = vmextra_doc_attached(doc, "xvda");
     assert_non_null(a);
-    assert_null(a->dp);
+    assert_string_equal(a->dp, "");
     assert_int_equal(a->domid, 0);
     assert_json_eq(a->attach_info, INFO_A);
     a = vmextra_doc_attached(doc, "xvdb");
@@ -801,7 +800,7 @@ test_vmextra_tuple_keyed_attached_migrated(void **state)
     assert_true(YAJL_IS_OBJECT(av));
     assert_non_null(json_get(av, "xvda"));
     assert_non_null(json_get(av, "xvdb"));
-    assert_null(json_get(json_get(av, "xvda"), "dp"));
+    assert_string_equal(json_get_str(json_get(av, "xvda"), "dp"), "");
     yajl_tree_free(root);
     vmextra_doc_free(doc);
     assert_int_equal(vmextra_load(s, ID_A, &doc), 0);
@@ -1185,6 +1184,9 @@ test_vmextra_doc_accessors(void **state)
     assert_int_equal(vmextra_doc_attached(doc, "xvda")->domid, 4);
     assert_int_equal(vmextra_doc_del_attached(doc, "xvda"), 0);
     assert_int_equal(vmextra_doc_del_attached(doc, "xvda"), XO_ENOTFOUND);
+    /* dp is never NULL: unknown is "". */
+    set_attached(doc, "xvdb", NULL, 0, "{}");
+    assert_string_equal(vmextra_doc_attached(doc, "xvdb")->dp, "");
     vmextra_doc_set_vm(doc, "{}");
     vmextra_doc_set_vm(doc, NULL);
     assert_null(doc->vm_json);

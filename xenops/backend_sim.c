@@ -148,13 +148,47 @@ sim_require_built(const struct sim_dom *d)
 
 /* ---- VM operations ---- */
 
+/* The records of a new domain, as xenopsd's Domain.make writes them. */
+static void
+sim_create_records(struct xstree_txn *x, const struct sim_dom *d,
+                   const char *final_id)
+{
+    char p[SIM_PATH_MAX], v[SIM_PATH_MAX];
+
+    sim_path(p, "/vm/%s/uuid", d->vm);
+    xstree_txn_write(x, p, d->vm);
+    sim_path(p, "/vm/%s/memory", d->vm);
+    sim_path(v, "%lld", (long long)d->memory_bytes);
+    xstree_txn_write(x, p, v);
+    sim_path(p, "/vm/%s/vcpus", d->vm);
+    sim_path(v, "%d", d->vcpus);
+    xstree_txn_write(x, p, v);
+    sim_path(p, "/vm/%s/domains/%d", d->vm, d->domid);
+    sim_path(v, "/local/domain/%d", d->domid);
+    xstree_txn_write(x, p, v);
+    if (final_id) {
+        sim_path(p, "/vm/%s/final-uuid", d->vm);
+        xstree_txn_write(x, p, final_id);
+    }
+    sim_path(p, "/local/domain/%d/vm", d->domid);
+    sim_path(v, "/vm/%s", d->vm);
+    xstree_txn_write(x, p, v);
+    sim_path(p, "/local/domain/%d/name", d->domid);
+    xstree_txn_write(x, p, d->vm);
+    sim_path(p, "/local/domain/%d/domid", d->domid);
+    sim_path(v, "%d", d->domid);
+    xstree_txn_write(x, p, v);
+    sim_path(p, "/local/domain/%d/memory/target", d->domid);
+    sim_path(v, "%lld", (long long)(d->memory_bytes / 1024));
+    xstree_txn_write(x, p, v);
+}
+
 static int
 sim_create_locked(struct sim *s, const char *vm,
                   const struct backend_vm_config *cfg,
                   struct sim_guest **g, struct xstree_txn *x)
 {
     struct sim_dom *d = NULL;
-    char p[SIM_PATH_MAX], v[SIM_PATH_MAX];
     int rc = 0;
 
     if (sim_find(s, vm)) {
@@ -174,33 +208,7 @@ sim_create_locked(struct sim *s, const char *vm,
     d->hvm = cfg->hvm;
     d->last_start_time = sim_now();
     d->refs = 1;
-
-    sim_path(p, "/vm/%s/uuid", vm);
-    xstree_txn_write(x, p, vm);
-    sim_path(p, "/vm/%s/memory", vm);
-    sim_path(v, "%lld", (long long)cfg->memory_bytes);
-    xstree_txn_write(x, p, v);
-    sim_path(p, "/vm/%s/vcpus", vm);
-    sim_path(v, "%d", cfg->vcpus);
-    xstree_txn_write(x, p, v);
-    sim_path(p, "/vm/%s/domains/%d", vm, d->domid);
-    sim_path(v, "/local/domain/%d", d->domid);
-    xstree_txn_write(x, p, v);
-    if (cfg->final_id) {
-        sim_path(p, "/vm/%s/final-uuid", vm);
-        xstree_txn_write(x, p, cfg->final_id);
-    }
-    sim_path(p, "/local/domain/%d/vm", d->domid);
-    sim_path(v, "/vm/%s", vm);
-    xstree_txn_write(x, p, v);
-    sim_path(p, "/local/domain/%d/name", d->domid);
-    xstree_txn_write(x, p, vm);
-    sim_path(p, "/local/domain/%d/domid", d->domid);
-    sim_path(v, "%d", d->domid);
-    xstree_txn_write(x, p, v);
-    sim_path(p, "/local/domain/%d/memory/target", d->domid);
-    sim_path(v, "%lld", (long long)(cfg->memory_bytes / 1024));
-    xstree_txn_write(x, p, v);
+    sim_create_records(x, d, cfg->final_id);
     rc = xstree_txn_commit(s->xs, x);
     if (rc)
         goto out;

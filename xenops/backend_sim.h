@@ -39,7 +39,8 @@
 struct backend_sim_config {
     int64_t memory_cap_bytes;     /* a guest owns min(VM memory, cap); > 0 */
     int64_t dirty_pages_per_sec;  /* guest dirtying rate; >= 0 */
-    int heartbeat_ms;             /* guest tick; 1..SIM_GUEST_HEARTBEAT_MS_MAX */
+    int heartbeat_ms;             /* guest tick in ms, 1..
+                                     SIM_GUEST_HEARTBEAT_MS_MAX */
 };
 
 /* A new simulator with no domains, released with b->ops->destroy(b).

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,33 @@
 
 static __thread int err_code;
 static __thread char *err_json;
+
+/*
+ * A thread that exits with a detail set would leak it: a key destructor
+ * frees whatever detail the thread still holds. The key's value mirrors
+ * err_json.
+ */
+static pthread_key_t err_key;
+static pthread_once_t err_once = PTHREAD_ONCE_INIT;
+
+static void
+err_key_free(void *json)
+{
+    free(json);
+}
+
+static void
+err_key_init(void)
+{
+    pthread_key_create(&err_key, err_key_free);
+}
+
+static void
+err_mirror(void)
+{
+    pthread_once(&err_once, err_key_init);
+    pthread_setspecific(err_key, err_json);
+}
 
 const char *
 xo_strerror(int code)
@@ -44,6 +72,7 @@ xo_err_clear(void)
     free(err_json);
     err_json = NULL;
     err_code = 0;
+    err_mirror();
 }
 
 int
@@ -52,6 +81,7 @@ xo_err_set_json(int code, char *json)
     xo_err_clear();
     err_code = code;
     err_json = json;
+    err_mirror();
     return code;
 }
 
@@ -183,6 +213,7 @@ xo_err_take_json(int rc)
         json = err_json;
         err_json = NULL;
         err_code = 0;
+        err_mirror();
         return json;
     }
     xo_err_clear();
@@ -207,5 +238,6 @@ xo_err_take_json(int rc)
     json = err_json;
     err_json = NULL;
     err_code = 0;
+    err_mirror();
     return json;
 }

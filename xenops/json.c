@@ -12,40 +12,195 @@
 #include "xalloc.h"
 
 /*
- * yajl's tree parser has no depth limit and builds the tree without
- * recursion, but freeing and walking it recurses. Counting brackets outside
- * strings before parsing bounds both. yajl_tree_parse also accepts
- * comments, which would hide a quote from this scan: JSON has none, so a
- * '/' outside a string is refused here (returns -1).
+ * Everything json_parse refuses before yajl sees the text, found in one
+ * pass over it. yajl_tree_parse falls short in four ways:
+ * - it has no depth limit: it builds the tree without recursion, but
+ *   freeing and walking it recurse, so brackets outside strings are counted;
+ * - it accepts comments, which JSON has none of and which could hide a
+ *   quote from this scan, so a '/' outside a string is refused;
+ * - it checks only the shape of UTF-8 sequences, letting overlong forms
+ *   ("\xc0\xaf" for '/'), encoded surrogates and code points above
+ *   U+10FFFF through, so every byte is checked here (outside strings JSON
+ *   is ASCII, so checking everywhere costs nothing in strictness);
+ * - it decodes "\u0000" into the C string, silently cutting it short, and
+ *   turns an unpaired surrogate escape into invalid UTF-8 in the tree.
+ * A NUL byte is refused for the same reason as "\u0000".
  */
-static int
-json_depth_ok(const char *text, size_t len)
+enum json_scan {
+    JSON_SCAN_OK = 0,
+    JSON_SCAN_NUL_BYTE,
+    JSON_SCAN_TOO_DEEP,
+    JSON_SCAN_COMMENT,
+    JSON_SCAN_BAD_UTF8,
+    JSON_SCAN_NUL_ESCAPE,
+    JSON_SCAN_LONE_SURROGATE,
+};
+
+/*
+ * Length of the UTF-8 sequence starting at s[0] >= 0x80, or 0 if it is not
+ * one. The second byte's range follows the UTF8-2..UTF8-4 rules of RFC 3629
+ * section 4: it is what excludes overlong forms (E0, F0), surrogates (ED)
+ * and code points above U+10FFFF (F4). C0, C1 and F5..FF never start one.
+ */
+static size_t
+json_utf8_len(const unsigned char *s, size_t avail)
 {
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xbf;
+    size_t n;
+
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    if (s[0] == 0xe0)
+        lo = 0xa0;
+    else if (s[0] == 0xed)
+        hi = 0x9f;
+    else if (s[0] == 0xf0)
+        lo = 0x90;
+    else if (s[0] == 0xf4)
+        hi = 0x8f;
+    if (avail < n || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t k = 2; k < n; k++)
+        if (s[k] < 0x80 || s[k] > 0xbf)
+            return 0;
+    return n;
+}
+
+/* The UTF-16 code unit written as four hex digits at s, or -1. */
+static long
+json_hex4(const unsigned char *s, size_t avail)
+{
+    long u = 0;
+
+    if (avail < 4)
+        return -1;
+    for (size_t k = 0; k < 4; k++) {
+        if (!isxdigit(s[k]))
+            return -1;
+        u = u * 16 + (isdigit(s[k]) ? s[k] - '0' : (s[k] | 0x20) - 'a' + 10);
+    }
+    return u;
+}
+
+/*
+ * The escape at s[0] == '\\' inside a string: sets *len_r to the bytes it
+ * covers (a "\uD8xx\uDCxx" pair counts as one). A malformed escape is left
+ * for yajl to refuse: only its backslash is consumed, so the bytes after it
+ * are still checked by the caller.
+ */
+static enum json_scan
+json_escape_check(const unsigned char *s, size_t avail, size_t *len_r)
+{
+    long u;
+    long low;
+
+    *len_r = 1;
+    if (avail < 2)
+        return JSON_SCAN_OK;
+    if (s[1] != 'u') {
+        if (s[1] != '\0' && strchr("\"\\/bfnrt", s[1]))
+            *len_r = 2;
+        return JSON_SCAN_OK;
+    }
+    u = json_hex4(s + 2, avail - 2);
+    if (u < 0)
+        return JSON_SCAN_OK;
+    if (u == 0)
+        return JSON_SCAN_NUL_ESCAPE;
+    if (u >= 0xdc00 && u <= 0xdfff)
+        return JSON_SCAN_LONE_SURROGATE;
+    *len_r = 6;
+    if (u < 0xd800 || u > 0xdbff)
+        return JSON_SCAN_OK;
+    /* A high surrogate: the low half must follow at once. */
+    if (avail < 12 || s[6] != '\\' || s[7] != 'u')
+        return JSON_SCAN_LONE_SURROGATE;
+    low = json_hex4(s + 8, avail - 8);
+    if (low < 0xdc00 || low > 0xdfff)
+        return JSON_SCAN_LONE_SURROGATE;
+    *len_r = 12;
+    return JSON_SCAN_OK;
+}
+
+/* The first reason to refuse text, or JSON_SCAN_OK. */
+static enum json_scan
+json_scan(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    enum json_scan rc;
     int depth = 0;
     bool in_str = false;
+    size_t i = 0;
+    size_t n;
 
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
+    while (i < len) {
+        unsigned char c = s[i];
 
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = false;
+        if (c == '\0')
+            return JSON_SCAN_NUL_BYTE;
+        if (c >= 0x80) {
+            n = json_utf8_len(s + i, len - i);
+            if (n == 0)
+                return JSON_SCAN_BAD_UTF8;
+            i += n;
+            continue;
+        }
+        if (in_str && c == '\\') {
+            rc = json_escape_check(s + i, len - i, &n);
+            if (rc)
+                return rc;
+            i += n;
             continue;
         }
         if (c == '"') {
-            in_str = true;
-        } else if (c == '/') {
-            return -1;
-        } else if (c == '[' || c == '{') {
+            in_str = !in_str;
+        } else if (!in_str && c == '/') {
+            return JSON_SCAN_COMMENT;
+        } else if (!in_str && (c == '[' || c == '{')) {
             if (++depth > JSON_MAX_DEPTH)
-                return 0;
-        } else if (c == ']' || c == '}') {
+                return JSON_SCAN_TOO_DEEP;
+        } else if (!in_str && (c == ']' || c == '}')) {
             depth--;
         }
+        i++;
     }
-    return 1;
+    return JSON_SCAN_OK;
+}
+
+/* Sets the Internal_error detail for a refusal found by json_scan and
+ * returns XO_EINVAL. */
+static int
+json_scan_error(enum json_scan why)
+{
+    switch (why) {
+    case JSON_SCAN_NUL_BYTE:
+        return xo_err_internal_code(XO_EINVAL,
+                                    "JSON input contains a NUL byte");
+    case JSON_SCAN_TOO_DEEP:
+        return xo_err_internal_code(XO_EINVAL, "JSON nested deeper than %d",
+                                    JSON_MAX_DEPTH);
+    case JSON_SCAN_COMMENT:
+        return xo_err_internal_code(XO_EINVAL, "malformed JSON: comments are "
+                                    "not allowed");
+    case JSON_SCAN_BAD_UTF8:
+        return xo_err_internal_code(XO_EINVAL, "JSON is not valid UTF-8");
+    case JSON_SCAN_NUL_ESCAPE:
+        return xo_err_internal_code(XO_EINVAL,
+                                    "JSON string contains \\u0000");
+    case JSON_SCAN_LONE_SURROGATE:
+        return xo_err_internal_code(XO_EINVAL, "JSON string has an unpaired "
+                                    "surrogate escape");
+    case JSON_SCAN_OK:
+        break;
+    }
+    return XO_EINVAL;
 }
 
 int
@@ -53,22 +208,14 @@ json_parse(const char *text, size_t len, yajl_val *tree_r)
 {
     char errbuf[256];
     char *copy = NULL;
+    enum json_scan why;
     yajl_val tree;
     int rc;
 
     *tree_r = NULL;
-    if (memchr(text, '\0', len)) {
-        rc = xo_err_internal_code(XO_EINVAL, "JSON input contains a NUL byte");
-        goto out;
-    }
-    switch (json_depth_ok(text, len)) {
-    case 0:
-        rc = xo_err_internal_code(XO_EINVAL, "JSON nested deeper than %d",
-                                  JSON_MAX_DEPTH);
-        goto out;
-    case -1:
-        rc = xo_err_internal_code(XO_EINVAL, "malformed JSON: comments are "
-                                  "not allowed");
+    why = json_scan(text, len);
+    if (why != JSON_SCAN_OK) {
+        rc = json_scan_error(why);
         goto out;
     }
     copy = xstrndup(text, len);

@@ -151,7 +151,7 @@ main(int argc, char **argv)
     }
     if (!config_file && access(DEFAULT_CONFIG, R_OK) == 0)
         config_file = xstrdup(DEFAULT_CONFIG);
-    if (config_load(&cfg, config_file, cfg.config_dir) != 0) {
+    if (config_load(&cfg, config_file, NULL) != 0) {
         fprintf(stderr, "xenopsd-c: configuration error (see above)\n");
         goto out;
     }

@@ -14,11 +14,11 @@
  *
  * Example exchange (keep-alive unless the client says otherwise):
  *
- *   POST / HTTP/1.1\r\nContent-Length: 52\r\n\r\n
- *   {"method":"VM.exists","params":[{"id":"..."}],"id":1}
+ *   POST / HTTP/1.1\r\nContent-Length: <n>\r\n\r\n
+ *   {"method":"VM.exists","params":[{"dbg":"x","id":"<uuid>"}],"id":1}
  *   ->
  *   HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n
- *   Content-Length: 37\r\n\r\n{"result":true,"error":null,"id":0}
+ *   Content-Length: 35\r\n\r\n{"result":true,"error":null,"id":0}
  *
  * Every failure after the HTTP framing was understood is a 200 whose body
  * carries the error member, as xenopsd does; broken framing gets a 4xx with
@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -226,6 +227,8 @@ rpc_buf_fill(struct rpc_buf *b, int fd, size_t limit, int64_t deadline)
 static void
 rpc_buf_consume(struct rpc_buf *b, size_t n)
 {
+    if (n == 0)
+        return;
     memmove(b->data, b->data + n, b->len - n);
     b->len -= n;
     /* An idle keep-alive connection should not pin a large body's buffer. */
@@ -312,6 +315,7 @@ static bool
 http_parse_length(const char *s, size_t max, size_t *len_r, bool *too_big_r)
 {
     size_t n = 0;
+    size_t d;
 
     *too_big_r = false;
     if (!*s)
@@ -319,10 +323,14 @@ http_parse_length(const char *s, size_t max, size_t *len_r, bool *too_big_r)
     for (; *s; s++) {
         if (*s < '0' || *s > '9')
             return false;
-        if (n > (max - (size_t)(*s - '0')) / 10)
+        d = (size_t)(*s - '0');
+        if (*too_big_r || n > (SIZE_MAX - d) / 10) {
             *too_big_r = true;
-        else
-            n = n * 10 + (size_t)(*s - '0');
+            continue;
+        }
+        n = n * 10 + d;
+        if (n > max)
+            *too_big_r = true;
     }
     *len_r = n;
     return true;
@@ -434,6 +442,7 @@ struct http_request {
     int status;             /* 200 = dispatch; 0 = close quietly; else error */
     const char *why;        /* reason for a non-200 status, for the log */
     bool keep_alive;
+    bool expect_continue;
     size_t head_len;
     size_t body_len;
     char content_type[64];
@@ -504,6 +513,8 @@ http_parse_header(struct rpc_server *srv, char *line,
             req->keep_alive = true;
     } else if (strcasecmp(name, "Content-Type") == 0) {
         xstrlcpy(req->content_type, value, sizeof(req->content_type));
+    } else if (strcasecmp(name, "Expect") == 0) {
+        req->expect_continue = strcasecmp(value, "100-continue") == 0;
     }
 }
 
@@ -541,15 +552,18 @@ out:
 static void
 http_read_request(struct rpc_conn *c, struct http_request *req)
 {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     struct rpc_server *srv = c->srv;
     int64_t deadline;
+    size_t skip = 0;
     ssize_t r;
 
     memset(req, 0, sizeof(*req));
     /* Tolerate stray line ends between requests (RFC 9112 2.2). */
-    while (c->buf.len > 0 && (c->buf.data[0] == '\r' ||
-                              c->buf.data[0] == '\n'))
-        rpc_buf_consume(&c->buf, 1);
+    while (skip < c->buf.len && (c->buf.data[skip] == '\r' ||
+                                 c->buf.data[skip] == '\n'))
+        skip++;
+    rpc_buf_consume(&c->buf, skip);
     if (c->buf.len == 0) {
         r = rpc_buf_fill(&c->buf, c->fd, RPC_HDR_MAX,
                          rpc_deadline(srv->idle_timeout_ms));
@@ -572,6 +586,13 @@ http_read_request(struct rpc_conn *c, struct http_request *req)
     http_parse_head(srv, c->buf.data, req->head_len, req);
     if (req->status != 200)
         return;
+    /* curl waits a second for this before sending a larger body. */
+    if (req->expect_continue && c->buf.len < req->head_len + req->body_len &&
+        rpc_send_all(c->fd, cont, sizeof(cont) - 1, deadline)) {
+        req->status = 0;
+        req->why = "cannot send 100 Continue";
+        return;
+    }
     while (c->buf.len < req->head_len + req->body_len) {
         r = rpc_buf_fill(&c->buf, c->fd, req->head_len + req->body_len,
                          deadline);
@@ -1096,6 +1117,27 @@ rpc_server_stop(struct rpc_server *srv)
 
 /* ---- client ---- */
 
+/* Every client failure is a transport failure (XO_EIO): logged once here,
+ * with the same text as the wire detail. */
+static int
+rpc_client_fail(const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+rpc_client_fail(const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg;
+
+    va_start(ap, fmt);
+    msg = xvasprintf(fmt, ap);
+    va_end(ap);
+    LOG(WARN, "rpc call to '%s' failed: %s", path, msg);
+    xo_err_internal_code(XO_EIO, "rpc call to '%s' failed: %s", path, msg);
+    free(msg);
+    return XO_EIO;
+}
+
 static int
 rpc_client_connect(const char *path, int64_t deadline, int *fd_r)
 {
@@ -1108,22 +1150,21 @@ rpc_client_connect(const char *path, int64_t deadline, int *fd_r)
     if (deadline >= 0 && deadline < limit)
         limit = deadline;
     if (xstrlcpy(addr.sun_path, path, sizeof(addr.sun_path)) < 0) {
-        rc = xo_err_internal_code(XO_EIO, "socket path '%s' is too long",
-                                  path);
+        rc = rpc_client_fail(path, "socket path is too long");
         goto out;
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
-        rc = xo_err_internal_code(XO_EIO, "cannot create a socket");
+        rc = rpc_client_fail(path, "cannot create a socket: %s",
+                             strerror(errno));
         goto out;
     }
     /* A full backlog answers EAGAIN on a non-blocking Unix socket: retry
      * briefly until the deadline rather than fail a busy server's client. */
     while (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
         if ((errno != EAGAIN && errno != EINTR) || rpc_now_ms() >= limit) {
-            LOGE(WARN, "cannot connect to '%s'", path);
-            rc = xo_err_internal_code(XO_EIO, "cannot connect to '%s': %s",
-                                      path, strerror(errno));
+            rc = rpc_client_fail(path, "cannot connect: %s",
+                                 strerror(errno));
             goto out;
         }
         poll(NULL, 0, 5);
@@ -1139,21 +1180,22 @@ out:
 
 /* Status line and Content-Length of a response head. */
 static int
-rpc_client_parse_head(const char *head, size_t len, size_t *body_len_r)
+rpc_client_parse_head(const char *path, const char *head, size_t len,
+                      size_t *body_len_r)
 {
     char *copy = xstrndup(head, len);
     char *p = copy;
     char *line, *name, *value;
     bool have_len = false;
     bool too_big;
-    int rc = XO_EIO;
+    int rc;
 
     line = http_next_line(&p);
     if (!line || strncmp(line, "HTTP/1.", 7) != 0 ||
         strncmp(line + 8, " 200", 4) != 0 ||
         (line[12] != ' ' && line[12] != '\0')) {
-        rc = xo_err_internal_code(XO_EIO, "server answered '%.64s'",
-                                  line ? line : "");
+        rc = rpc_client_fail(path, "server answered '%.64s'",
+                             line ? line : "");
         goto out;
     }
     while ((line = http_next_line(&p)) && *line) {
@@ -1162,13 +1204,13 @@ rpc_client_parse_head(const char *head, size_t len, size_t *body_len_r)
             continue;
         if (!http_parse_length(value, RPC_CLIENT_MAX_REPLY, body_len_r,
                                &too_big) || too_big) {
-            rc = xo_err_internal_code(XO_EIO, "bad reply Content-Length");
+            rc = rpc_client_fail(path, "bad reply Content-Length");
             goto out;
         }
         have_len = true;
     }
     if (!have_len) {
-        rc = xo_err_internal_code(XO_EIO, "reply lacks a Content-Length");
+        rc = rpc_client_fail(path, "reply lacks a Content-Length");
         goto out;
     }
     rc = 0;
@@ -1178,18 +1220,18 @@ out:
 }
 
 static int
-rpc_client_short_read(ssize_t r)
+rpc_client_short_read(const char *path, ssize_t r)
 {
-    return xo_err_internal_code(XO_EIO, "no complete reply: %s",
-                                r == XO_ETIMEDOUT ? "timed out"
-                                                  : "connection closed");
+    return rpc_client_fail(path, "no complete reply: %s",
+                           r == XO_ETIMEDOUT ? "timed out"
+                                             : "connection closed");
 }
 
 /* Send the request and read the whole response into resp. */
 static int
-rpc_client_exchange(int fd, const char *body, int64_t deadline,
-                    struct rpc_buf *resp, size_t *head_len_r,
-                    size_t *body_len_r)
+rpc_client_exchange(const char *path, int fd, const char *body,
+                    int64_t deadline, struct rpc_buf *resp,
+                    size_t *head_len_r, size_t *body_len_r)
 {
     char *head = NULL;
     size_t head_len;
@@ -1204,28 +1246,28 @@ rpc_client_exchange(int fd, const char *body, int64_t deadline,
     if (rc == 0)
         rc = rpc_send_all(fd, body, strlen(body), deadline);
     if (rc) {
-        rc = xo_err_internal_code(XO_EIO, "cannot send the request: %s",
-                                  xo_strerror(rc));
+        rc = rpc_client_fail(path, "cannot send the request: %s",
+                             xo_strerror(rc));
         goto out;
     }
     while (!(head_len = http_header_end(resp->data, resp->len))) {
         if (resp->len >= RPC_HDR_MAX) {
-            rc = xo_err_internal_code(XO_EIO, "reply header block too large");
+            rc = rpc_client_fail(path, "reply header block too large");
             goto out;
         }
         r = rpc_buf_fill(resp, fd, RPC_HDR_MAX, deadline);
         if (r <= 0) {
-            rc = rpc_client_short_read(r);
+            rc = rpc_client_short_read(path, r);
             goto out;
         }
     }
-    rc = rpc_client_parse_head(resp->data, head_len, body_len_r);
+    rc = rpc_client_parse_head(path, resp->data, head_len, body_len_r);
     if (rc)
         goto out;
     while (resp->len < head_len + *body_len_r) {
         r = rpc_buf_fill(resp, fd, head_len + *body_len_r, deadline);
         if (r <= 0) {
-            rc = rpc_client_short_read(r);
+            rc = rpc_client_short_read(path, r);
             goto out;
         }
     }
@@ -1266,18 +1308,15 @@ rpc_call(const char *path, const char *method, const char *params_json,
     rc = rpc_client_connect(path, deadline, &fd);
     if (rc)
         goto out;
-    rc = rpc_client_exchange(fd, body, deadline, &resp, &head_len,
+    rc = rpc_client_exchange(path, fd, body, deadline, &resp, &head_len,
                              &body_len);
-    if (rc) {
-        LOG(WARN, "call '%s' on '%s' failed: transport error", method, path);
+    if (rc)
         goto out;
-    }
     rc = rpc_json_decode_reply(resp.data + head_len, body_len, result_r,
                                error_r);
-    if (rc) {
-        LOG(WARN, "call '%s' on '%s': malformed reply", method, path);
-        rc = xo_err_internal_code(XO_EIO, "malformed JSON-RPC reply");
-    }
+    if (rc)
+        rc = rpc_client_fail(path, "malformed JSON-RPC reply to '%s'",
+                             method);
 out:
     if (fd >= 0)
         close(fd);

@@ -15,7 +15,9 @@
  * Decode a request body. On success *tree_r owns the parse tree (free with
  * yajl_tree_free), *method_r and *params_r point into it; params_r is the
  * first element of "params" (an object) or NULL when params is [] or
- * absent. "id" must be present. Returns XO_EINVAL with detail otherwise.
+ * absent. "id" must be present (any type); "method" is 1-128 printable
+ * ASCII characters; the body must be strict UTF-8 (no overlong forms or
+ * surrogates). Returns XO_EINVAL with detail otherwise.
  * Also accepts "jsonrpc":"2.0" requests whose params is an object.
  */
 int rpc_json_decode_request(const char *body, size_t len, yajl_val *tree_r,

@@ -540,6 +540,8 @@ sim_guest_save(struct sim_guest *g, int fd, const volatile bool *cancel)
     rc = sg_require_paused(g, "save");
     if (rc)
         return rc;
+    if (sg_cancelled(cancel))
+        return xo_err_cancelled("");
     memcpy(hdr, SIM_GUEST_MAGIC, 8);
     sg_put_le(hdr + 8, SIM_GUEST_PAGE_SIZE, 4);
     sg_put_le(hdr + 16, g->n_pages, 8);
@@ -590,6 +592,8 @@ sim_guest_restore(struct sim_guest *g, int fd, const volatile bool *cancel)
     rc = sg_require_paused(g, "restore");
     if (rc)
         return rc;
+    if (sg_cancelled(cancel))
+        return xo_err_cancelled("");
     rc = sg_read_all(fd, hdr, sizeof(hdr), cancel);
     if (rc)
         return rc;

@@ -52,9 +52,10 @@ struct vmextra_store;
 /* One attach -> activate hand-off record (xenopsd's attached_vdi). */
 struct vmextra_attached {
     char dev[33];
-    char *dp;               /* datapath id, e.g. "vbd/5/xvda"; NULL in an
-                               entry migrated from xenopsd's tuple-keyed
-                               shape, which never stored it */
+    char *dp;               /* datapath id, e.g. "vbd/5/xvda"; never
+                               NULL: "" (unknown) in an entry migrated
+                               from xenopsd's tuple-keyed shape, which
+                               did not store it */
     int domid;              /* backend domain id */
     char *attach_info;      /* JSON text of the SM backend info */
 };
@@ -118,7 +119,8 @@ int vmextra_remove(struct vmextra_store *store, const char *id);
 int vmextra_rename(struct vmextra_store *store, const char *old_id,
                    const char *new_id);
 
-/* Sorted ids of all VMs. *ids_r is a malloc'd array of malloc'd strings. */
+/* Sorted ids of all VMs. *ids_r is a malloc'd array of malloc'd strings.
+ * A document that cannot be loaded is skipped with a WARN, left on disk. */
 int vmextra_list(struct vmextra_store *store, char ***ids_r, size_t *n_r);
 void vmextra_list_free(char **ids, size_t n);
 
