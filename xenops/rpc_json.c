@@ -24,55 +24,6 @@
 
 #define RPC_JSON_METHOD_MAX 128
 
-/*
- * Strict UTF-8 (RFC 3629): yajl checks the byte structure of strings but
- * lets overlong forms ("\xc0\xaf" for '/') and encoded surrogates through,
- * so the whole body is checked here before it is parsed. Outside strings
- * JSON is ASCII, so checking every byte costs nothing in strictness.
- */
-static bool
-rpc_json_utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned int c = s[i];
-        unsigned int cp, min;
-        size_t n;
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-            min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 2;
-            cp = c & 0x0f;
-            min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-            min = 0x10000;
-        } else {
-            return false;
-        }
-        if (len - i <= n)
-            return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
-
 /* Method names end up in logs and error texts: keep them short and plain. */
 static bool
 rpc_json_method_ok(const char *m)
@@ -149,11 +100,7 @@ rpc_json_decode_request(const char *body, size_t len, yajl_val *tree_r,
     *tree_r = NULL;
     *method_r = NULL;
     *params_r = NULL;
-    if (!rpc_json_utf8_valid((const unsigned char *)body, len)) {
-        rc = xo_err_internal_code(XO_EINVAL,
-                                  "JSON-RPC request is not valid UTF-8");
-        goto out;
-    }
+    /* json_parse refuses anything that is not strict UTF-8. */
     rc = json_parse(body, len, &tree);
     if (rc)
         goto out;
