@@ -1096,15 +1096,16 @@ rpc_server_stop(struct rpc_server *srv)
     if (lstat(srv->path, &st) == 0 && st.st_dev == srv->sock_dev &&
         st.st_ino == srv->sock_ino)
         unlink(srv->path);
-    /* Wake connections blocked in a read; a running handler finishes on
-     * its own (handlers bound their waits). No new slot can appear: the
-     * accept thread is gone. */
+    /* Wake connections blocked in a read. Only the read side is shut: a
+     * handler still running (DEBUG.shutdown itself, for one) can write its
+     * reply, and then sees `stopping` and closes. Handlers bound their
+     * waits. No new slot can appear: the accept thread is gone. */
     pthread_mutex_lock(&srv->lock);
     for (size_t i = 0; i < RPC_MAX_CONNS; i++) {
         if (srv->slots[i].state == RPC_SLOT_FREE)
             continue;
         if (srv->slots[i].fd >= 0)
-            shutdown(srv->slots[i].fd, SHUT_RDWR);
+            shutdown(srv->slots[i].fd, SHUT_RD);
         threads[n++] = srv->slots[i].thread;
         srv->slots[i].state = RPC_SLOT_FREE;
     }

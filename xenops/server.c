@@ -892,7 +892,6 @@ job_run(void *arg)
 {
     struct server_job *job = arg;
     struct server *srv = job->srv;
-    const struct atom *leaves[1];
     struct atom *plan = NULL;
     struct exec_op op;
     int rc;
@@ -907,7 +906,7 @@ job_run(void *arg)
     rc = build_plan(srv, &job->args, job->legacy, &plan);
     if (rc || !plan)
         goto out;
-    op.leaves_total = (int)atom_leaves(plan, leaves, 0);
+    op.leaves_total = (int)atom_count_leaves(plan);
     LOGVM(INFO, job->vm, "task %s: running plan (%s mode, %d atoms)",
           task_id(job->task), job->legacy ? "legacy" : "split",
           op.leaves_total);

@@ -332,3 +332,15 @@ atom_leaves(const struct atom *a, const struct atom **out, size_t max)
         atom_leaves_into(a, out, max, &n);
     return n;
 }
+
+size_t
+atom_count_leaves(const struct atom *a)
+{
+    size_t n = 0;
+
+    if (!atom_is_group(a))
+        return 1;
+    for (size_t i = 0; i < a->n_children; i++)
+        n += atom_count_leaves(a->children[i]);
+    return n;
+}

@@ -124,6 +124,9 @@ char *atom_describe(const struct atom *a);
  */
 char *atom_format(const struct atom *a);
 
+/* Number of leaf atoms in the tree. */
+size_t atom_count_leaves(const struct atom *a);
+
 /* Leaf atoms of the tree in execution order (depth first), for tests:
  * fills up to max pointers, returns how many it stored (at most max). */
 size_t atom_leaves(const struct atom *a, const struct atom **out, size_t max);
