@@ -25,6 +25,8 @@ struct sm_sr {
     const struct sm_driver_ops *ops;
     void *priv;
     int early;              /* -1 not asked yet, 0 no, 1 yes */
+    uint64_t stamp;         /* the driver's stamp when early was set */
+    bool stamp_ok;          /* stamp is valid */
     struct sm_sr *next;
 };
 
@@ -154,25 +156,45 @@ version_at_least_3(const char *v)
     return end != v && (*end == '\0' || *end == '.') && major >= 3;
 }
 
+/* The driver's stamp; *ok_r false when it has none or it failed. */
+static uint64_t
+sr_stamp(const struct sm_sr *s, bool *ok_r)
+{
+    uint64_t stamp = 0;
+
+    *ok_r = s->ops->stamp && s->ops->stamp(s->priv, &stamp) == 0;
+    if (s->ops->stamp && !*ok_r)
+        xo_err_clear();
+    return stamp;
+}
+
 bool
 sm_can_attach_early(struct sm *sm, const struct model_disk *disk)
 {
     struct sm_sr *s;
     char *version = NULL;
-    bool early = false;
+    uint64_t stamp;
+    bool early = false, cached, stamp_ok;
     int rc;
 
     if (disk->kind != MODEL_DISK_VDI)
         return false;
     pthread_mutex_lock(&sm->lock);
     s = find_sr(sm, disk->sr);
-    if (s && s->early >= 0)
-        early = s->early == 1;
     pthread_mutex_unlock(&sm->lock);
-    if (!s || s->early >= 0)
-        return early;
+    if (!s)
+        return false;
     /* SRs are never unregistered while the daemon runs, so s stays valid;
-     * two racing first queries both store the same verdict. */
+     * two racing queries both store a verdict for the stamp they saw. */
+    stamp = sr_stamp(s, &stamp_ok);
+    pthread_mutex_lock(&sm->lock);
+    cached = s->early >= 0 &&
+             (!s->ops->stamp || (stamp_ok && s->stamp_ok &&
+                                 s->stamp == stamp));
+    early = s->early == 1;
+    pthread_mutex_unlock(&sm->lock);
+    if (cached)
+        return early;
     rc = s->ops->query(s->priv, &version);
     if (rc) {
         LOG(WARN, "query of SR '%s' failed; no early attach", disk->sr);
@@ -182,6 +204,8 @@ sm_can_attach_early(struct sm *sm, const struct model_disk *disk)
     early = version_at_least_3(version);
     pthread_mutex_lock(&sm->lock);
     s->early = early;
+    s->stamp = stamp;
+    s->stamp_ok = stamp_ok;
     pthread_mutex_unlock(&sm->lock);
     LOG(DEBUG, "SR '%s' required_api_version '%s': early attach %s",
         disk->sr, version, early ? "yes" : "no");

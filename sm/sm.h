@@ -26,6 +26,7 @@
 #define XENOPS_SM_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "model.h"
 
@@ -52,6 +53,10 @@ struct sm_driver_ops {
                        const char *domain, bool persistent);
     int (*epoch_end)(void *priv, const char *sr, const char *vdi,
                      const char *domain);
+    /* Identity of the driver's code (e.g. inode, size and mtime of its
+     * file): sm_can_attach_early asks query() again when it changes, so
+     * an upgraded driver is noticed without a restart. NULL: ask once. */
+    int (*stamp)(void *priv, uint64_t *stamp_r);
     void (*free)(void *priv);
 };
 
@@ -66,7 +71,8 @@ int sm_register_sr(struct sm *sm, const char *sr_uuid,
 /*
  * Whether a VBD on this disk may be attached before a migration's downtime:
  * only VDI disks whose SR driver reports required_api_version >= 3.0
- * (xapi's rule), cached per SR after the first query.
+ * (xapi's rule), cached per SR; asked again when the driver's stamp
+ * changes (drivers without a stamp op are asked once).
  */
 bool sm_can_attach_early(struct sm *sm, const struct model_disk *disk);
 

@@ -125,6 +125,8 @@ test_config_defaults(void **state)
     assert_int_equal(f->c.sim_dirty_pages_per_sec, 2000);
     assert_int_equal(f->c.sim_heartbeat_ms, 5);
     assert_null(f->c.sim_srs);
+    assert_null(f->c.rpc_allowed_uids);
+    assert_int_equal(f->c.rpc_max_request_bytes, 16777216);
 }
 
 static void
@@ -144,7 +146,9 @@ test_config_every_key_parsed(void **state)
         "sim-memory-cap-mib = 65536\n"
         "sim-dirty-pages-per-sec = 0\n"
         "sim-heartbeat-ms = 10000\n"
-        "sim-srs = " SR1 ":3.0:800:20," SR2 ":1.0:0:600000\n",
+        "sim-srs = " SR1 ":3.0:800:20," SR2 ":1.0:0:600000\n"
+        "rpc-allowed-uids = 1000,1001\n"
+        "rpc-max-request-bytes = 1024\n",
         conf_d);
 
     assert_int_equal(load_text(f, text), 0);
@@ -162,6 +166,8 @@ test_config_every_key_parsed(void **state)
     assert_int_equal(f->c.sim_heartbeat_ms, 10000);
     assert_string_equal(f->c.sim_srs,
                         SR1 ":3.0:800:20," SR2 ":1.0:0:600000");
+    assert_string_equal(f->c.rpc_allowed_uids, "1000,1001");
+    assert_int_equal(f->c.rpc_max_request_bytes, 1024);
     free(text);
     free(conf_d);
 }
@@ -490,6 +496,78 @@ test_config_sim_srs_count_bounded(void **state)
     *strrchr(s, ',') = '\0';
     assert_int_equal(config_parse_sim_srs(s, NULL, NULL), 0);
     free(s);
+}
+
+static void
+test_config_rpc_max_request_bytes_bounded(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_rejected(&f->c, "rpc-max-request-bytes", "1023");
+    assert_rejected(&f->c, "rpc-max-request-bytes", "1073741825");
+    assert_rejected(&f->c, "rpc-max-request-bytes", "-1");
+    assert_rejected(&f->c, "rpc-max-request-bytes", "16M");
+    assert_rejected(&f->c, "rpc-max-request-bytes", "");
+    assert_int_equal(f->c.rpc_max_request_bytes, 16777216);
+    assert_int_equal(config_set(&f->c, "rpc-max-request-bytes", "1073741824",
+                                NULL), 0);
+    assert_int_equal(f->c.rpc_max_request_bytes, 1073741824);
+}
+
+/* Root is always allowed; the key adds uids, in order. */
+static void
+test_config_rpc_allowed_uids_parsed(void **state)
+{
+    struct fixture *f = *state;
+    uid_t *uids = NULL;
+    size_t n = 99;
+
+    assert_int_equal(config_rpc_allowed_uids(&f->c, &uids, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(uids[0], 0);
+    free(uids);
+    assert_int_equal(config_set(&f->c, "rpc-allowed-uids",
+                                "1000, 1001 ,0,4294967294", NULL), 0);
+    assert_int_equal(config_rpc_allowed_uids(&f->c, &uids, &n), 0);
+    assert_int_equal(n, 5);
+    assert_int_equal(uids[0], 0);
+    assert_int_equal(uids[1], 1000);
+    assert_int_equal(uids[2], 1001);
+    assert_int_equal(uids[3], 0);
+    assert_int_equal(uids[4], 4294967294u);
+    free(uids);
+    /* Empty resets to root only. */
+    assert_int_equal(config_set(&f->c, "rpc-allowed-uids", "", NULL), 0);
+    assert_null(f->c.rpc_allowed_uids);
+    assert_int_equal(config_rpc_allowed_uids(&f->c, &uids, &n), 0);
+    assert_int_equal(n, 1);
+    free(uids);
+}
+
+static void
+test_config_bad_rpc_allowed_uids_rejected(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const bad[] = {
+        "x", "1000,", ",1000", "1000,,1001", "1000 1001", "-1", "+5",
+        "1000;1001", "4294967295", "4294967296", "99999999999999999999",
+        "0x10", "1e3", "root",
+    };
+    char *many = NULL;
+    size_t len = (CONFIG_RPC_UIDS_MAX + 1) * 8;
+
+    assert_int_equal(config_set(&f->c, "rpc-allowed-uids", "7", NULL), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_rejected(&f->c, "rpc-allowed-uids", bad[i]);
+    many = xcalloc(1, len);
+    for (int i = 0; i <= CONFIG_RPC_UIDS_MAX; i++)
+        snprintf(many + strlen(many), len - strlen(many), "%s%d",
+                 i ? "," : "", 1000 + i);
+    assert_rejected(&f->c, "rpc-allowed-uids", many);
+    /* Exactly the maximum is fine. */
+    *strrchr(many, ',') = '\0';
+    assert_int_equal(config_set(&f->c, "rpc-allowed-uids", many, NULL), 0);
+    free(many);
 }
 
 static void
@@ -877,6 +955,9 @@ main(void)
         T(test_config_bad_sim_srs_rejected),
         cmocka_unit_test(test_config_sim_srs_parsed),
         cmocka_unit_test(test_config_sim_srs_count_bounded),
+        T(test_config_rpc_max_request_bytes_bounded),
+        T(test_config_rpc_allowed_uids_parsed),
+        T(test_config_bad_rpc_allowed_uids_rejected),
         T(test_config_bad_path_rejected),
         T(test_config_bad_enum_rejected),
         T(test_config_bad_value_in_file_fails),

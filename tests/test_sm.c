@@ -165,6 +165,67 @@ test_sm_can_attach_early_follows_api_version(void **state)
     model_disk_dispose(&other);
 }
 
+/* A driver whose version and stamp the test changes (an upgrade). */
+struct stamped_drv {
+    const char *version;
+    uint64_t stamp;
+    int queries;
+};
+
+static int
+stamped_query(void *priv, char **api_version_r)
+{
+    struct stamped_drv *d = priv;
+
+    d->queries++;
+    *api_version_r = xstrdup(d->version);
+    return 0;
+}
+
+static int
+stamped_stamp(void *priv, uint64_t *stamp_r)
+{
+    *stamp_r = ((struct stamped_drv *)priv)->stamp;
+    return 0;
+}
+
+static void
+stamped_free(void *priv)
+{
+    free(priv);
+}
+
+static void
+test_sm_can_attach_early_requeries_changed_driver(void **state)
+{
+    /* Static: the SM layer keeps the ops until sm_free in teardown. */
+    static struct sm_driver_ops ops;
+    const char *sr = "5a3e0c3e-0000-4000-8000-000000000005";
+    struct fixture *f = *state;
+    struct stamped_drv *d = xcalloc(1, sizeof(*d));
+    struct model_disk disk;
+
+    ops = sm_testdrv_ops;
+    ops.name = "stamped";
+    ops.query = stamped_query;
+    ops.stamp = stamped_stamp;
+    ops.free = stamped_free;
+    d->version = "1.0";
+    d->stamp = 1;
+    vdi_disk(&disk, sr, "a");
+    assert_int_equal(sm_register_sr(f->sm, sr, &ops, d), 0);
+    assert_false(sm_can_attach_early(f->sm, &disk));
+    assert_false(sm_can_attach_early(f->sm, &disk));
+    assert_int_equal(d->queries, 1);
+    /* The driver file changed: asked again, new verdict, cached again. */
+    d->version = "5.0";
+    d->stamp = 2;
+    assert_true(sm_can_attach_early(f->sm, &disk));
+    assert_true(sm_can_attach_early(f->sm, &disk));
+    assert_int_equal(d->queries, 2);
+    model_disk_dispose(&disk);
+}
+
 static void
 test_sm_failed_attach_leaves_nothing(void **state)
 {
@@ -306,6 +367,9 @@ main(void)
             test_sm_two_datapaths_keep_their_own_state, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_sm_can_attach_early_follows_api_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_sm_can_attach_early_requeries_changed_driver, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_sm_failed_attach_leaves_nothing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_sm_activate_needs_attach, setup,

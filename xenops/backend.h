@@ -13,13 +13,14 @@
  * - Operations on one VM are serialised by the caller (per-VM queue), but
  *   different VMs' operations run concurrently: backends lock internally.
  * - Mandatory operations are all of struct backend_ops except those marked
- *   optional; a NULL optional operation makes backend_* return
- *   XO_EUNSUPPORTED (Unimplemented).
+ *   optional; for a NULL optional operation the caller (an atom, the
+ *   server) returns XO_EUNSUPPORTED (Unimplemented).
  */
 #ifndef XENOPS_BACKEND_H
 #define XENOPS_BACKEND_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum backend_power {
@@ -47,6 +48,8 @@ struct backend_vm_state {
     bool built;
     char action_request[16];  /* "" none, "poweroff", "reboot", ... */
     int64_t memory_bytes;     /* memory the domain owns */
+    int64_t memory_target;    /* balloon target: the dynamic maximum */
+    int vcpus;                /* online vcpus */
     double last_start_time;   /* epoch seconds of VM_create */
     uint64_t heartbeat;       /* simulator: guest ticks so far */
 };
@@ -55,6 +58,15 @@ struct backend_vbd_state {
     bool active;              /* VBD_set_active */
     bool plugged;             /* a block device exists in the domain */
     char params[256];         /* the device's backend params, "" if none */
+};
+
+/* What HOST.stat needs from the backend (the CPU part comes from the
+ * control domain's view, see server). */
+struct backend_host_info {
+    char hypervisor_version[64];    /* e.g. "4.17.0" */
+    char capabilities[256];         /* e.g. "xen-3.0-x86_64 hvm-3.0-x86_64" */
+    bool iommu;
+    bool hvm;
 };
 
 /* Flags of vm_save. */
@@ -120,9 +132,34 @@ struct backend_ops {
     int (*vif_get_state)(struct backend *b, const char *vm, const char *dev,
                          bool *active_r, bool *plugged_r);
 
-    /* --- optional --- */
+    /* --- optional: NULL makes the caller answer Unimplemented --- */
     /* Backend-specific diagnostics as a JSON object text (caller frees). */
     char *(*diagnostics)(struct backend *b);
+    /* Hypervisor and chipset facts for HOST.stat. */
+    int (*host_info)(struct backend *b, struct backend_host_info *hi);
+    /* VM.generate_state_string: the initial backend state (e.g. a UEFI
+     * variable store) for the Vm.t (canonical JSON); caller frees. */
+    int (*vm_generate_state_string)(struct backend *b, const char *vm_json,
+                                    char **state_r);
+    /* The next three act on the VM's domain (Does_not_exist ["domain", vm]
+     * if it has none) and do not touch the stored Vm.t. */
+    /* Bring n vcpus online (1 <= n <= vcpu_max, checked by the caller). */
+    int (*vm_set_vcpus)(struct backend *b, const char *vm, int n);
+    /* New balloon range in bytes (min <= max, checked by the caller). */
+    int (*vm_set_memory_dynamic_range)(struct backend *b, const char *vm,
+                                       int64_t min, int64_t max);
+    /* Write n xenstore keys relative to the domain's path, all or none;
+     * a key that is not a relative path is XO_EINVAL. */
+    int (*vm_set_xsdata)(struct backend *b, const char *vm,
+                         const char *const *keys, const char *const *values,
+                         size_t n);
+    /* Apply to the live network device; a VIF without one (not plugged)
+     * is fine: the Vif.t, which the caller updates, holds the value for
+     * the next plug. mode_json is a canonical Vif.locking_mode. */
+    int (*vif_set_carrier)(struct backend *b, const char *vm,
+                           const char *dev, bool carrier);
+    int (*vif_set_locking_mode)(struct backend *b, const char *vm,
+                                const char *dev, const char *mode_json);
 };
 
 struct backend {

@@ -41,7 +41,8 @@ struct sim_dom {
     char action_request[16];
     char shutdown_reason[16];
     int64_t memory_bytes;
-    int vcpus;
+    int64_t memory_target;    /* dynamic maximum (balloon target) */
+    int vcpus;                /* online vcpus */
     bool hvm;
     double last_start_time;
     struct sim_guest *guest;
@@ -204,6 +205,7 @@ sim_create_locked(struct sim *s, const char *vm,
      * check_state until the creator clears the request. */
     xstrlcpy(d->action_request, "poweroff", sizeof(d->action_request));
     d->memory_bytes = cfg->memory_bytes;
+    d->memory_target = cfg->memory_bytes;
     d->vcpus = cfg->vcpus;
     d->hvm = cfg->hvm;
     d->last_start_time = sim_now();
@@ -656,10 +658,146 @@ sim_vm_get_state(struct backend *b, const char *vm,
         xstrlcpy(st->action_request, d->action_request,
                  sizeof(st->action_request));
         st->memory_bytes = d->memory_bytes;
+        st->memory_target = d->memory_target;
+        st->vcpus = d->vcpus;
         st->last_start_time = d->last_start_time;
         st->heartbeat = sim_guest_heartbeat(d->guest);
     }
     pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+/* ---- live changes to a domain (optional operations) ---- */
+
+/* Online vcpus are /local/domain/<domid>/cpu/<i>/availability, as
+ * xenopsd's Domain.set_vcpu writes them. */
+static int
+sim_vm_set_vcpus(struct backend *b, const char *vm, int n)
+{
+    struct sim *s = b->priv;
+    struct xstree_txn *x = NULL;
+    struct sim_dom *d;
+    char p[SIM_PATH_MAX];
+    int rc;
+
+    rc = ids_check_vm(vm);
+    if (rc)
+        return rc;
+    if (n < 1) {
+        LOGVM(WARN, vm, "cannot set %d vcpus", n);
+        return xo_err_internal_code(XO_EINVAL, "invalid vcpu count %d", n);
+    }
+    xstree_txn_new(&x);
+    pthread_mutex_lock(&s->lock);
+    rc = sim_find_err(s, vm, &d);
+    if (rc)
+        goto out;
+    for (int i = 0; i < (n > d->vcpus ? n : d->vcpus); i++) {
+        sim_path(p, "/local/domain/%d/cpu/%d/availability", d->domid, i);
+        xstree_txn_write(x, p, i < n ? "online" : "offline");
+    }
+    rc = xstree_txn_commit(s->xs, x);
+    if (!rc) {
+        LOGVM(INFO, vm, "domain %d: %d vcpus online", d->domid, n);
+        d->vcpus = n;
+    }
+out:
+    pthread_mutex_unlock(&s->lock);
+    xstree_txn_free(x);
+    return rc;
+}
+
+/* The balloon keys xenopsd writes (KiB); the target follows the maximum,
+ * as squeezed would set it on an otherwise idle host. */
+static int
+sim_vm_set_memory_dynamic_range(struct backend *b, const char *vm,
+                                int64_t min, int64_t max)
+{
+    struct sim *s = b->priv;
+    struct xstree_txn *x = NULL;
+    struct sim_dom *d;
+    char p[SIM_PATH_MAX], v[32];
+    int rc;
+
+    rc = ids_check_vm(vm);
+    if (rc)
+        return rc;
+    if (min < 0 || max < min) {
+        LOGVM(WARN, vm, "invalid memory range %lld..%lld", (long long)min,
+              (long long)max);
+        return xo_err_internal_code(XO_EINVAL, "invalid memory range "
+                                    "%lld..%lld", (long long)min,
+                                    (long long)max);
+    }
+    xstree_txn_new(&x);
+    pthread_mutex_lock(&s->lock);
+    rc = sim_find_err(s, vm, &d);
+    if (rc)
+        goto out;
+    sim_path(p, "/local/domain/%d/memory/dynamic-min", d->domid);
+    snprintf(v, sizeof(v), "%lld", (long long)(min / 1024));
+    xstree_txn_write(x, p, v);
+    sim_path(p, "/local/domain/%d/memory/dynamic-max", d->domid);
+    snprintf(v, sizeof(v), "%lld", (long long)(max / 1024));
+    xstree_txn_write(x, p, v);
+    sim_path(p, "/local/domain/%d/memory/target", d->domid);
+    xstree_txn_write(x, p, v);
+    rc = xstree_txn_commit(s->xs, x);
+    if (!rc)
+        d->memory_target = max;
+out:
+    pthread_mutex_unlock(&s->lock);
+    xstree_txn_free(x);
+    return rc;
+}
+
+static int
+sim_vm_set_xsdata(struct backend *b, const char *vm,
+                  const char *const *keys, const char *const *values,
+                  size_t n)
+{
+    struct sim *s = b->priv;
+    struct xstree_txn *x = NULL;
+    struct sim_dom *d;
+    char p[SIM_PATH_MAX];
+    int rc;
+
+    rc = ids_check_vm(vm);
+    if (rc)
+        return rc;
+    xstree_txn_new(&x);
+    pthread_mutex_lock(&s->lock);
+    rc = sim_find_err(s, vm, &d);
+    for (size_t i = 0; !rc && i < n; i++) {
+        /* Relative keys only: never outside the domain's own subtree. */
+        if (strlen(keys[i]) >= SIM_PATH_MAX - 32 || keys[i][0] == '/' ||
+            strstr(keys[i], "..")) {
+            rc = XO_EINVAL;
+        } else {
+            sim_path(p, "/local/domain/%d/%s", d->domid, keys[i]);
+            rc = xstree_path_ok(p, false) ? 0 : XO_EINVAL;
+        }
+        if (rc) {
+            LOGVM(WARN, vm, "invalid xsdata key '%s'", keys[i]);
+            rc = xo_err_internal_code(XO_EINVAL, "invalid xsdata key "
+                                      "'%s'", keys[i]);
+        } else {
+            xstree_txn_write(x, p, values[i]);
+        }
+    }
+    if (!rc)
+        rc = xstree_txn_commit(s->xs, x);
+    pthread_mutex_unlock(&s->lock);
+    xstree_txn_free(x);
+    return rc;
+}
+
+/* xenopsd's simulator has no backend state to generate either. */
+static int
+sim_vm_generate_state_string(struct backend *b, const char *vm_json,
+                             char **state_r)
+{
+    *state_r = xstrdup("");
     return 0;
 }
 
@@ -926,6 +1064,72 @@ sim_vif_get_state(struct backend *b, const char *vm, const char *dev,
     return 0;
 }
 
+/* Write key of the VIF's backend node if it is plugged; else nothing. */
+static int
+sim_vif_write_backend(struct sim *s, const char *vm, const char *dev,
+                      const char *key, const char *value)
+{
+    struct sim_dom *d;
+    char p[SIM_PATH_MAX];
+    int rc = 0;
+
+    pthread_mutex_lock(&s->lock);
+    d = sim_find(s, vm);
+    if (d) {
+        sim_front_path(p, "vif", d->domid, dev);
+        if (xstree_exists(s->xs, p)) {
+            sim_path(p, "/local/domain/0/backend/vif/%d/%s/%s", d->domid,
+                     dev, key);
+            rc = xstree_write(s->xs, p, value);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int
+sim_vif_set_carrier(struct backend *b, const char *vm, const char *dev,
+                    bool carrier)
+{
+    int rc;
+
+    rc = sim_dev_check(vm, dev);
+    if (rc)
+        return rc;
+    return sim_vif_write_backend(b->priv, vm, dev, "carrier",
+                                 carrier ? "1" : "0");
+}
+
+static int
+sim_vif_set_locking_mode(struct backend *b, const char *vm, const char *dev,
+                         const char *mode_json)
+{
+    int rc;
+
+    rc = sim_dev_check(vm, dev);
+    if (rc)
+        return rc;
+    return sim_vif_write_backend(b->priv, vm, dev, "locking-mode",
+                                 mode_json);
+}
+
+/* ---- host ---- */
+
+static int
+sim_host_info(struct backend *b, struct backend_host_info *hi)
+{
+    memset(hi, 0, sizeof(*hi));
+    /* Shaped like a real Xen's answers, so xapi parses them as usual. */
+    xstrlcpy(hi->hypervisor_version, "4.17.0-sim",
+             sizeof(hi->hypervisor_version));
+    xstrlcpy(hi->capabilities,
+             "xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64",
+             sizeof(hi->capabilities));
+    hi->iommu = false;
+    hi->hvm = true;
+    return 0;
+}
+
 /* ---- diagnostics and lifecycle ---- */
 
 static void
@@ -950,6 +1154,8 @@ sim_gen_dom(yajl_gen g, const struct sim_dom *d)
     json_gen_int(g, d->memory_bytes);
     json_gen_str(g, "vcpus");
     json_gen_int(g, d->vcpus);
+    json_gen_str(g, "memory_target");
+    json_gen_int(g, d->memory_target);
     json_gen_str(g, "hvm");
     json_gen_bool(g, d->hvm);
     json_gen_str(g, "last_start_time");
@@ -1025,6 +1231,13 @@ static const struct backend_ops sim_ops = {
     .vif_unplug = sim_vif_unplug,
     .vif_get_state = sim_vif_get_state,
     .diagnostics = sim_diagnostics,
+    .host_info = sim_host_info,
+    .vm_generate_state_string = sim_vm_generate_state_string,
+    .vm_set_vcpus = sim_vm_set_vcpus,
+    .vm_set_memory_dynamic_range = sim_vm_set_memory_dynamic_range,
+    .vm_set_xsdata = sim_vm_set_xsdata,
+    .vif_set_carrier = sim_vif_set_carrier,
+    .vif_set_locking_mode = sim_vif_set_locking_mode,
 };
 
 int

@@ -51,6 +51,7 @@ enum config_kind {
     CONFIG_KIND_LOGLEVEL,   /* char *, canonical level name */
     CONFIG_KIND_BACKEND,    /* char *, "simulator" | "xenlight" */
     CONFIG_KIND_SIM_SRS,    /* char *, sim-srs list or NULL */
+    CONFIG_KIND_UIDS,       /* char *, uid list or NULL */
 };
 
 struct config_key {
@@ -81,6 +82,10 @@ static const struct config_key config_keys[] = {
     { "sim-heartbeat-ms", CONFIG_KIND_INT64, CONFIG_AT(sim_heartbeat_ms),
       1, 10000 },
     { "sim-srs", CONFIG_KIND_SIM_SRS, CONFIG_AT(sim_srs), 0, 0 },
+    { "rpc-allowed-uids", CONFIG_KIND_UIDS, CONFIG_AT(rpc_allowed_uids),
+      0, 0 },
+    { "rpc-max-request-bytes", CONFIG_KIND_INT64,
+      CONFIG_AT(rpc_max_request_bytes), 1024, 1073741824 },
 };
 
 /* xenopsd keys that xenops-c accepts in a shared xenopsd.conf but does not
@@ -137,6 +142,8 @@ config_defaults(struct config *c)
     c->sim_dirty_pages_per_sec = 2000;
     c->sim_heartbeat_ms = 5;
     c->sim_srs = NULL;
+    c->rpc_allowed_uids = NULL;
+    c->rpc_max_request_bytes = 16777216;
 }
 
 void
@@ -144,7 +151,7 @@ config_dispose(struct config *c)
 {
     char **strs[] = {
         &c->sockets_path, &c->database_path, &c->config_dir, &c->loglevel,
-        &c->backend, &c->sim_srs,
+        &c->backend, &c->sim_srs, &c->rpc_allowed_uids,
     };
 
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
@@ -295,6 +302,64 @@ out:
     return rc;
 }
 
+/*
+ * Parse a "rpc-allowed-uids" value into uids (room for CONFIG_RPC_UIDS_MAX
+ * entries); *n_r gets the count. An empty string is the empty list.
+ * (uid_t)-1 is refused: it means "no uid" to the kernel.
+ */
+static int
+config_parse_uids(const char *s, uid_t *uids, size_t *n_r)
+{
+    const char *p = s;
+    size_t n = 0;
+    int64_t v;
+
+    *n_r = 0;
+    if (s[0] == '\0')
+        return 0;
+    for (;;) {
+        size_t len;
+        char entry[16];
+
+        p += strspn(p, CONFIG_BLANKS);
+        len = strspn(p, "0123456789");
+        if (len == 0 || len >= sizeof(entry) || n == CONFIG_RPC_UIDS_MAX)
+            return XO_EINVAL;
+        memcpy(entry, p, len);
+        entry[len] = '\0';
+        if (config_parse_int(entry, 0, 4294967294LL, &v))
+            return XO_EINVAL;
+        uids[n++] = (uid_t)v;
+        p += len;
+        p += strspn(p, CONFIG_BLANKS);
+        if (*p == '\0')
+            break;
+        if (*p++ != ',')
+            return XO_EINVAL;
+    }
+    *n_r = n;
+    return 0;
+}
+
+int
+config_rpc_allowed_uids(const struct config *c, uid_t **uids_r, size_t *n_r)
+{
+    uid_t *uids = xcalloc(CONFIG_RPC_UIDS_MAX + 1, sizeof(uid_t));
+    size_t n = 0;
+
+    *uids_r = NULL;
+    *n_r = 0;
+    if (c->rpc_allowed_uids &&
+        config_parse_uids(c->rpc_allowed_uids, uids + 1, &n)) {
+        free(uids);
+        return XO_EINVAL;
+    }
+    uids[0] = 0;
+    *uids_r = uids;
+    *n_r = n + 1;
+    return 0;
+}
+
 static const struct config_key *
 config_find_key(const char *key)
 {
@@ -378,6 +443,16 @@ config_check(const struct config_key *k, const char *value, char **str_r,
         else
             *str_r = value[0] ? xstrdup(value) : NULL;
         break;
+    case CONFIG_KIND_UIDS: {
+        uid_t uids[CONFIG_RPC_UIDS_MAX];
+        size_t n;
+
+        if (config_parse_uids(value, uids, &n))
+            reason = "not a comma list of at most 64 uids";
+        else
+            *str_r = value[0] ? xstrdup(value) : NULL;
+        break;
+    }
     }
     if (reason) {
         snprintf(why, why_len, "%s", reason);

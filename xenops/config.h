@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct config {
     /* xenopsd keys */
@@ -48,6 +49,14 @@ struct config {
                                       "<sr-uuid>:<api-version>:<attach-ms>:
                                       <activate-ms>", default NULL; an
                                       empty value resets it to NULL */
+    char *rpc_allowed_uids;        /* "rpc-allowed-uids": comma list of
+                                      uids allowed on the RPC socket
+                                      besides 0, e.g. "1000,1001";
+                                      default NULL (root only); an empty
+                                      value resets it to NULL */
+    int64_t rpc_max_request_bytes; /* "rpc-max-request-bytes": largest
+                                      request body, default 16777216,
+                                      1024..1073741824 */
 };
 
 /* Bounds on input: longer lines and bigger files are refused. */
@@ -108,6 +117,18 @@ int config_parse_bool(const char *s, bool *r);
  */
 int config_parse_sim_srs(const char *s, struct config_sim_sr **srs_r,
                          size_t *n_r);
+
+#define CONFIG_RPC_UIDS_MAX 64
+
+/*
+ * The uids allowed on the RPC socket: 0 followed by the entries of
+ * "rpc-allowed-uids" (decimal, 0..4294967294, at most CONFIG_RPC_UIDS_MAX,
+ * blanks around an entry allowed). Returns 0 with a malloc'd array the
+ * caller frees, or XO_EINVAL (no log, no detail; c->rpc_allowed_uids is
+ * validated by config_set, so only a hand-made struct gets here).
+ */
+int config_rpc_allowed_uids(const struct config *c, uid_t **uids_r,
+                            size_t *n_r);
 
 /* Free the strings of c and NULL them; idempotent. */
 void config_dispose(struct config *c);

@@ -101,6 +101,8 @@ main(int argc, char **argv)
     struct rpc_methods_ctx mctx;
     const char *config_file = NULL;
     char *sock = NULL;
+    uid_t *uids = NULL;
+    size_t n_uids = 0;
     enum log_level lvl;
     struct sigaction sa;
     int rc = 1;
@@ -180,6 +182,13 @@ main(int argc, char **argv)
     memset(&rcfg, 0, sizeof(rcfg));
     sock = xasprintf("%s/xenopsd", cfg.sockets_path);
     rcfg.path = sock;
+    rcfg.max_body = (size_t)cfg.rpc_max_request_bytes;
+    if (config_rpc_allowed_uids(&cfg, &uids, &n_uids)) {
+        LOG(ERROR, "bad rpc-allowed-uids '%s'", cfg.rpc_allowed_uids);
+        goto out;
+    }
+    rcfg.allowed_uids = uids;
+    rcfg.n_allowed_uids = n_uids;
     if (rpc_server_start(&rcfg, rpc_methods_table, rpc_methods_count, &mctx,
                          &rpc)) {
         LOG(ERROR, "cannot serve on '%s'", sock);
@@ -201,6 +210,7 @@ out:
     if (rpc)
         rpc_server_stop(rpc);
     server_free(srv);
+    free(uids);
     free(sock);
     free((char *)config_file);
     config_dispose(&cfg);

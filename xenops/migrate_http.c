@@ -35,6 +35,7 @@
 #include "json.h"
 #include "log.h"
 #include "migrate_http.h"
+#include "rpc.h"
 #include "rpc_json.h"
 #include "xalloc.h"
 
@@ -241,10 +242,20 @@ parse_head(char *head, struct migrate_http_req *req)
     req->path = xstrdup(sp1 + 1);
     if (req->path[0] != '/')
         return XO_EINVAL;
+    req->content_length = -1;
     while ((line = strtok_r(NULL, "\r\n", &save))) {
         if (strncasecmp(line, "Cookie:", 7) == 0 &&
             parse_cookies(req, line + 7))
             return XO_EINVAL;
+        if (strncasecmp(line, "Content-Length:", 15) == 0) {
+            char *end;
+            const char *v = line + 15 + strspn(line + 15, " \t");
+
+            errno = 0;
+            req->content_length = strtoll(v, &end, 10);
+            if (errno || end == v || *end || req->content_length < 0)
+                return XO_EINVAL;
+        }
     }
     return 0;
 }
@@ -286,6 +297,64 @@ migrate_http_send_status(int fd, int status, const char *reason)
     int rc = write_all(fd, msg, strlen(msg), now_ms() + HEAD_TIMEOUT_MS);
 
     free(msg);
+    return rc;
+}
+
+int
+migrate_http_serve_rpc(int fd, const struct migrate_http_req *req,
+                       const struct rpc_method *table, size_t n, void *ctx,
+                       size_t max_body)
+{
+    int64_t deadline = now_ms() + HEAD_TIMEOUT_MS;
+    struct rpc_request rreq;
+    const char *method = NULL;
+    yajl_val tree = NULL, params = NULL;
+    char *body = NULL, *result = NULL, *err = NULL, *reply = NULL, *head;
+    rpc_handler fn = NULL;
+    int rc;
+
+    if (req->content_length < 0 || (size_t)req->content_length > max_body) {
+        LOG(WARN, "migration listener: RPC without a usable length");
+        return migrate_http_send_status(fd, req->content_length < 0 ? 411
+                                                                    : 413,
+                                        "Bad Length");
+    }
+    body = xmalloc((size_t)req->content_length + 1);
+    rc = read_exact(fd, body, (size_t)req->content_length, deadline);
+    if (rc)
+        goto out;
+    rc = rpc_json_decode_request(body, (size_t)req->content_length, &tree,
+                                 &method, &params);
+    for (size_t i = 0; !rc && i < n; i++)
+        if (strcmp(table[i].name, method) == 0)
+            fn = table[i].fn;
+    if (!rc && !fn)
+        rc = xo_err_internal_code(XO_EINVAL, "unknown method '%s'", method);
+    if (!rc) {
+        static struct yajl_val_s empty = { .type = yajl_t_object };
+
+        memset(&rreq, 0, sizeof(rreq));
+        rreq.method = method;
+        rreq.params = params ? params : &empty;
+        rreq.peer_uid = 0;
+        rc = fn(ctx, &rreq, &result);
+    }
+    if (rc)
+        err = xo_err_take_json(rc);
+    reply = rpc_json_encode_reply(rc ? NULL : result, err);
+    head = xasprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     strlen(reply));
+    rc = write_all(fd, head, strlen(head), deadline);
+    if (!rc)
+        rc = write_all(fd, reply, strlen(reply), deadline);
+    free(head);
+out:
+    yajl_tree_free(tree);
+    free(body);
+    free(result);
+    free(err);
+    free(reply);
     return rc;
 }
 

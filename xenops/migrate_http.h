@@ -41,6 +41,7 @@ struct migrate_http_req {
     char *query;                /* raw query or "" */
     struct migrate_kv *cookies;
     size_t n_cookies;
+    long long content_length;   /* -1 when the head has none */
     char *body;                 /* the forwarded request's body, if any
                                    (TCP: the head is read exactly, the
                                    rest stays in the socket) */
@@ -81,6 +82,17 @@ int migrate_forwarded_start(const char *path, migrate_route_fn route,
 
 /* Stop accepting; wait for running route threads to return. */
 void migrate_listener_stop(struct migrate_listener *l);
+
+/*
+ * Serve a POST whose head is req: read Content-Length bytes (at most
+ * max_body), decode JSON-RPC, call the matching method of table with ctx
+ * (as uid 0: the caller checked the token) and write the reply. Errors are
+ * answered (400/413 or a JSON-RPC error) and logged.
+ */
+struct rpc_method;
+int migrate_http_serve_rpc(int fd, const struct migrate_http_req *req,
+                           const struct rpc_method *table, size_t n,
+                           void *ctx, size_t max_body);
 
 /* Answer a route's request before switching to the raw stream. */
 int migrate_http_send_ok(int fd);

@@ -2,7 +2,8 @@
 /*
  * rpc: the message interface transport. An HTTP/1.1 server on a Unix
  * socket (xenopsd's "<sockets-path>/xenopsd") that takes POST requests with
- * a Content-Length body, decodes JSON-RPC v1 (rpc_json.h), checks the peer
+ * a Content-Length body, decodes JSON-RPC v1 (rpc_json.h) or XML-RPC
+ * (rpc_xml.h, chosen by Content-Type or a leading '<'), checks the peer
  * with SO_PEERCRED, dispatches through one method table and writes the
  * response; plus the matching client used by xenopsctl and tests.
  *
@@ -88,5 +89,10 @@ void rpc_server_stop(struct rpc_server *srv);
  */
 int rpc_call(const char *path, const char *method, const char *params_json,
              int timeout_ms, char **result_r, char **error_r);
+/* The same call with XML-RPC on the wire (rpc_xml.h), as xapi speaks it on
+ * this socket; same contract as rpc_call. */
+int rpc_call_xml(const char *path, const char *method,
+                 const char *params_json, int timeout_ms, char **result_r,
+                 char **error_r);
 
 #endif

@@ -79,6 +79,60 @@ arg_obj(const struct rpc_request *req, const char *name, yajl_val *r)
     return 0;
 }
 
+/* A required argument (present, not null) of each scalar kind. */
+static yajl_val
+arg_present(const struct rpc_request *req, const char *name)
+{
+    yajl_val v = json_get(req->params, name);
+
+    return v && !YAJL_IS_NULL(v) ? v : NULL;
+}
+
+static int
+arg_int(const struct rpc_request *req, const char *name, int64_t *r)
+{
+    if (json_to_int64(arg_present(req, name), r))
+        return xo_err_internal_code(XO_EINVAL, "argument '%s' must be an "
+                                    "integer", name);
+    return 0;
+}
+
+static int
+arg_double(const struct rpc_request *req, const char *name, double *r)
+{
+    if (json_to_double(arg_present(req, name), r))
+        return xo_err_internal_code(XO_EINVAL, "argument '%s' must be a "
+                                    "number", name);
+    return 0;
+}
+
+static int
+arg_bool(const struct rpc_request *req, const char *name, bool *r)
+{
+    yajl_val v = arg_present(req, name);
+
+    if (!v || !(YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)))
+        return xo_err_internal_code(XO_EINVAL, "argument '%s' must be a "
+                                    "bool", name);
+    *r = YAJL_IS_TRUE(v);
+    return 0;
+}
+
+/* Any JSON value, as text for the server to decode (server_queue_op
+ * canonicalises atom arguments). */
+static int
+arg_json(const struct rpc_request *req, const char *name, char **text_r)
+{
+    yajl_val v = arg_present(req, name);
+
+    *text_r = NULL;
+    if (!v)
+        return xo_err_internal_code(XO_EINVAL, "argument '%s' missing",
+                                    name);
+    *text_r = json_tree_to_string(v);
+    return 0;
+}
+
 static char *
 json_string(const char *s)
 {
@@ -167,6 +221,12 @@ m_task_list(void *ctx, const struct rpc_request *req, char **res)
 {
     *res = task_list_json(server_tasks(SRV(ctx)));
     return 0;
+}
+
+static int
+m_host_stat(void *ctx, const struct rpc_request *req, char **res)
+{
+    return server_host_stat(SRV(ctx), res);
 }
 
 static int
@@ -300,6 +360,145 @@ static int
 m_vm_unpause(void *ctx, const struct rpc_request *req, char **res)
 {
     return vm_atomic(ctx, req, ATOM_VM_UNPAUSE, false, res);
+}
+
+/* Queue one atom on the VM's queue; a fills in its arguments. */
+static int
+queue_atomic(void *ctx, const struct rpc_request *req,
+             struct server_op_args *a, enum atom_kind kind, char **res)
+{
+    a->kind = SERVER_OP_ATOMIC;
+    a->atomic = kind;
+    return queue(ctx, req, a, res);
+}
+
+static int
+m_vm_set_vcpus(void *ctx, const struct rpc_request *req, char **res)
+{
+    struct server_op_args a;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    rc = arg_vm(req, "id", &a.vm);
+    if (!rc)
+        rc = arg_int(req, "vcpus", &a.ints[0]);
+    return rc ? rc : queue_atomic(ctx, req, &a, ATOM_VM_SET_VCPUS, res);
+}
+
+static int
+m_vm_set_memory_dynamic_range(void *ctx, const struct rpc_request *req,
+                              char **res)
+{
+    struct server_op_args a;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    rc = arg_vm(req, "id", &a.vm);
+    if (!rc)
+        rc = arg_int(req, "minimum", &a.ints[0]);
+    if (!rc)
+        rc = arg_int(req, "maximum", &a.ints[1]);
+    return rc ? rc
+              : queue_atomic(ctx, req, &a, ATOM_VM_SET_MEMORY_DYNAMIC_RANGE,
+                             res);
+}
+
+static int
+m_vm_set_xsdata(void *ctx, const struct rpc_request *req, char **res)
+{
+    struct server_op_args a;
+    char *text = NULL;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    rc = arg_vm(req, "id", &a.vm);
+    if (!rc)
+        rc = arg_json(req, "xsdata", &text);
+    a.text = text;
+    if (!rc)
+        rc = queue_atomic(ctx, req, &a, ATOM_VM_SET_XSDATA, res);
+    free(text);
+    return rc;
+}
+
+static int
+m_vm_delay(void *ctx, const struct rpc_request *req, char **res)
+{
+    struct server_op_args a;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    rc = arg_vm(req, "id", &a.vm);
+    if (!rc)
+        rc = arg_double(req, "delay", &a.timeout);
+    if (!rc && !(a.timeout >= 0))
+        rc = xo_err_internal_code(XO_EINVAL, "argument 'delay' must not be "
+                                  "negative");
+    return rc ? rc : queue_atomic(ctx, req, &a, ATOM_VM_DELAY, res);
+}
+
+static int
+m_vm_generate_state_string(void *ctx, const struct rpc_request *req,
+                           char **res)
+{
+    yajl_val vm;
+    char *state = NULL;
+    int rc = arg_obj(req, "vm", &vm);
+
+    if (!rc)
+        rc = server_vm_generate_state_string(SRV(ctx), vm, &state);
+    if (!rc)
+        *res = json_string(state);
+    free(state);
+    return rc;
+}
+
+static int
+m_vm_export_metadata(void *ctx, const struct rpc_request *req, char **res)
+{
+    const char *id;
+    char *md = NULL;
+    int rc = arg_vm(req, "id", &id);
+
+    /* The result is a string holding the Metadata.t JSON. */
+    if (!rc)
+        rc = server_vm_export_metadata(SRV(ctx), id, &md);
+    if (!rc)
+        *res = json_string(md);
+    free(md);
+    return rc;
+}
+
+static int
+m_vm_import_metadata(void *ctx, const struct rpc_request *req, char **res)
+{
+    const char *md;
+    char *id = NULL;
+    int rc = arg_str(req, "metadata", &md);
+
+    if (!rc)
+        rc = server_vm_import_metadata(SRV(ctx), md, &id);
+    if (!rc)
+        *res = json_string(id);
+    free(id);
+    return rc;
+}
+
+static int
+m_vm_import_metadata_async(void *ctx, const struct rpc_request *req,
+                           char **res)
+{
+    const char *md;
+    char *task = NULL;
+    int rc = arg_str(req, "metadata", &md);
+
+    if (!rc)
+        rc = server_vm_import_metadata_async(SRV(ctx), arg_dbg(req), md,
+                                             &task);
+    if (!rc)
+        *res = json_string(task);
+    free(task);
+    return rc;
 }
 
 static int
@@ -488,6 +687,53 @@ m_vif_unplug(void *ctx, const struct rpc_request *req, char **res)
     return dev_op(ctx, req, SERVER_OP_VIF_UNPLUG, res);
 }
 
+/* A device atom: id [vm, dev], plus json_arg (if named) as its text. */
+static int
+dev_atomic(void *ctx, const struct rpc_request *req, enum atom_kind kind,
+           const char *json_arg, char **res)
+{
+    struct server_op_args a;
+    char *text = NULL;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    rc = arg_dev(req, "id", &a.vm, &a.dev);
+    if (!rc && json_arg)
+        rc = arg_json(req, json_arg, &text);
+    if (!rc && kind == ATOM_VIF_SET_CARRIER)
+        rc = arg_bool(req, "carrier", &a.flag);
+    a.text = text;
+    if (!rc)
+        rc = queue_atomic(ctx, req, &a, kind, res);
+    free(text);
+    return rc;
+}
+
+static int
+m_vbd_insert(void *ctx, const struct rpc_request *req, char **res)
+{
+    return dev_atomic(ctx, req, ATOM_VBD_INSERT, "disk", res);
+}
+
+static int
+m_vbd_eject(void *ctx, const struct rpc_request *req, char **res)
+{
+    return dev_atomic(ctx, req, ATOM_VBD_EJECT, NULL, res);
+}
+
+static int
+m_vif_set_carrier(void *ctx, const struct rpc_request *req, char **res)
+{
+    return dev_atomic(ctx, req, ATOM_VIF_SET_CARRIER, NULL, res);
+}
+
+static int
+m_vif_set_locking_mode(void *ctx, const struct rpc_request *req, char **res)
+{
+    return dev_atomic(ctx, req, ATOM_VIF_SET_LOCKING_MODE, "locking_mode",
+                      res);
+}
+
 /* ---- UPDATES ---- */
 
 static int
@@ -619,6 +865,7 @@ const struct rpc_method rpc_methods_table[] = {
     { "Task.destroy", m_task_destroy },
     { "Task.destroy_on_finish", m_task_destroy_on_finish },
     { "Task.list", m_task_list },
+    { "HOST.stat", m_host_stat },
     { "HOST.set_worker_pool_size", m_host_set_worker_pool_size },
     { "VM.add", m_vm_add },
     { "VM.remove", m_vm_remove },
@@ -636,18 +883,30 @@ const struct rpc_method rpc_methods_table[] = {
     { "VM.suspend", m_vm_suspend },
     { "VM.resume", m_vm_resume },
     { "VM.migrate", m_vm_migrate },
+    { "VM.set_vcpus", m_vm_set_vcpus },
+    { "VM.set_memory_dynamic_range", m_vm_set_memory_dynamic_range },
+    { "VM.set_xsdata", m_vm_set_xsdata },
+    { "VM.delay", m_vm_delay },
+    { "VM.generate_state_string", m_vm_generate_state_string },
+    { "VM.export_metadata", m_vm_export_metadata },
+    { "VM.import_metadata", m_vm_import_metadata },
+    { "VM.import_metadata_async", m_vm_import_metadata_async },
     { "VBD.add", m_vbd_add },
     { "VBD.remove", m_vbd_remove },
     { "VBD.stat", m_vbd_stat },
     { "VBD.list", m_vbd_list },
     { "VBD.plug", m_vbd_plug },
     { "VBD.unplug", m_vbd_unplug },
+    { "VBD.insert", m_vbd_insert },
+    { "VBD.eject", m_vbd_eject },
     { "VIF.add", m_vif_add },
     { "VIF.remove", m_vif_remove },
     { "VIF.stat", m_vif_stat },
     { "VIF.list", m_vif_list },
     { "VIF.plug", m_vif_plug },
     { "VIF.unplug", m_vif_unplug },
+    { "VIF.set_carrier", m_vif_set_carrier },
+    { "VIF.set_locking_mode", m_vif_set_locking_mode },
     { "UPDATES.get", m_updates_get },
     { "UPDATES.last_id", m_updates_last_id },
     { "UPDATES.inject_barrier", m_updates_inject_barrier },

@@ -20,28 +20,13 @@
 #include "model.h"
 #include "queue.h"
 #include "server.h"
+#include "server_priv.h"
 #include "sm.h"
 #include "sm_testdrv.h"
 #include "task.h"
 #include "updates.h"
 #include "vmextra.h"
 #include "xalloc.h"
-
-struct server {
-    const struct config *cfg;
-    struct vmextra_store *store;
-    struct backend *backend;
-    struct sm *sm;
-    struct updates *updates;
-    struct task_registry *tasks;
-    struct queue_pool *pool_default;
-    struct queue_pool *pool_parallel;
-    struct queue_pool *pool_nested;
-    struct queue_pool *pool_receive;
-    struct exec_env env;
-    atomic_bool legacy;
-    char instance_id[37];
-};
 
 /* A queued operation, owned by the work item. */
 struct server_job {
@@ -50,6 +35,7 @@ struct server_job {
     char *vm;
     char *dev;
     char *path;
+    char *text;
     bool legacy;
     struct task *task;
 };
@@ -86,6 +72,8 @@ server_new(const struct config *cfg, struct backend *backend,
     srv->cfg = cfg;
     atomic_store(&srv->legacy, cfg->vbd_plug_unplug_legacy);
     make_instance_id(srv->instance_id);
+    srv->featureset = server_host_featureset();
+    srv->cpuinfo_path = "/proc/cpuinfo";
     rc = vmextra_store_open(cfg->database_path, cfg->persist, &srv->store);
     if (rc)
         goto out;
@@ -160,6 +148,7 @@ server_free(struct server *srv)
         srv->backend->ops->destroy(srv->backend);
     if (srv->store)
         vmextra_store_close(srv->store);
+    free(srv->featureset);
     free(srv);
 }
 
@@ -173,6 +162,12 @@ struct backend *
 server_backend(struct server *srv)
 {
     return srv->backend;
+}
+
+void
+server_set_cpuinfo_path(struct server *srv, const char *path)
+{
+    srv->cpuinfo_path = path;
 }
 
 struct task_registry *
@@ -212,500 +207,18 @@ server_set_worker_pool_size(struct server *srv, int n)
     return 0;
 }
 
-/* ---- records ---- */
-
-static int
-vm_set_fn(struct vmextra_doc *doc, const char *json)
-{
-    vmextra_doc_set_vm(doc, json);
-    return 0;
-}
-
-int
-server_vm_add(struct server *srv, yajl_val v, char **id_r)
-{
-    struct model_vm *vm = NULL;
-    struct vmextra_doc *doc = NULL;
-    int rc;
-
-    *id_r = NULL;
-    rc = model_vm_from_tree(v, &vm);
-    if (rc)
-        goto out;
-    /* xapi re-adds VMs it already knows (resync): replace the Vm.t and
-     * keep the devices. A conflict means a racing writer: retry once. */
-    for (int i = 0; i < 2; i++) {
-        vmextra_doc_free(doc);
-        doc = NULL;
-        rc = vmextra_load(srv->store, vm->id, &doc);
-        if (rc == XO_ENOTFOUND) {
-            xo_err_clear();
-            rc = vmextra_doc_new(vm->id, &doc);
-        }
-        if (rc)
-            goto out;
-        vm_set_fn(doc, vm->json);
-        rc = vmextra_commit(srv->store, doc);
-        if (rc != XO_ECONFLICT && rc != XO_EEXISTS)
-            break;
-    }
-    if (rc)
-        goto out;
-    updates_add(srv->updates, UPDATES_VM, vm->id, NULL);
-    *id_r = xstrdup(vm->id);
-out:
-    vmextra_doc_free(doc);
-    model_vm_free(vm);
-    return rc;
-}
-
-int
-server_vm_remove(struct server *srv, const char *id)
-{
-    struct exec_op op;
-    struct atom *a;
-    int rc;
-
-    rc = ids_check_vm(id);
-    if (rc)
-        return rc;
-    if (!vmextra_exists(srv->store, id))
-        return xo_err_does_not_exist("VM", id);
-    /* xenopsd runs VM.remove immediately, not on the VM's queue. */
-    a = atom_new(ATOM_VM_REMOVE, id);
-    exec_op_init(&op, &srv->env, NULL, server_legacy(srv));
-    rc = exec_run(&op, a);
-    exec_op_dispose(&op);
-    atom_free(a);
-    return rc;
-}
-
-static void
-gen_vm_state(yajl_gen g, const struct backend_vm_state *st,
-             const struct model_vm *vm)
-{
-    yajl_gen_map_open(g);
-    json_gen_str(g, "power_state");
-    json_gen_str(g, backend_power_name(st->power));
-    json_gen_str(g, "domids");
-    yajl_gen_array_open(g);
-    if (st->domid >= 0)
-        json_gen_int(g, st->domid);
-    yajl_gen_array_close(g);
-    json_gen_str(g, "consoles");
-    yajl_gen_array_open(g);
-    yajl_gen_array_close(g);
-    json_gen_str(g, "memory_target");
-    json_gen_int(g, st->domid >= 0 ? vm->memory_dynamic_max : 0);
-    json_gen_str(g, "memory_actual");
-    json_gen_int(g, st->domid >= 0 ? vm->memory_dynamic_max : 0);
-    json_gen_str(g, "memory_limit");
-    json_gen_int(g, st->domid >= 0 ? vm->memory_static_max : 0);
-    json_gen_str(g, "vcpu_target");
-    json_gen_int(g, st->domid >= 0 ? vm->vcpus : 0);
-    json_gen_str(g, "shadow_multiplier_target");
-    json_gen_double(g, 1.0);
-    json_gen_str(g, "rtc_timeoffset");
-    json_gen_str(g, "");
-    json_gen_str(g, "uncooperative_balloon_driver");
-    json_gen_bool(g, false);
-    json_gen_str(g, "guest_agent");
-    yajl_gen_map_open(g);
-    yajl_gen_map_close(g);
-    json_gen_str(g, "xsdata_state");
-    yajl_gen_map_open(g);
-    yajl_gen_map_close(g);
-    json_gen_str(g, "pv_drivers_detected");
-    json_gen_bool(g, false);
-    json_gen_str(g, "last_start_time");
-    json_gen_double(g, st->last_start_time);
-    json_gen_str(g, "hvm");
-    json_gen_bool(g, vm->hvm);
-    json_gen_str(g, "nomigrate");
-    json_gen_bool(g, false);
-    json_gen_str(g, "nested_virt");
-    json_gen_bool(g, false);
-    json_gen_str(g, "domain_type");
-    json_gen_str(g, st->domid < 0 ? "Domain_undefined"
-                    : vm->hvm ? "Domain_HVM" : "Domain_PV");
-    json_gen_str(g, "featureset");
-    json_gen_str(g, "");
-    yajl_gen_map_close(g);
-}
-
-static int
-gen_vm_pair(struct server *srv, yajl_gen g, const struct vmextra_doc *doc)
-{
-    struct backend_vm_state st;
-    struct model_vm *vm = NULL;
-    int rc;
-
-    if (!doc->vm_json)
-        return xo_err_does_not_exist("VM", doc->id);
-    rc = model_vm_parse(doc->vm_json, &vm);
-    if (rc)
-        return rc;
-    rc = srv->backend->ops->vm_get_state(srv->backend, doc->id, &st);
-    if (!rc) {
-        yajl_gen_array_open(g);
-        json_gen_raw(g, doc->vm_json);
-        gen_vm_state(g, &st, vm);
-        yajl_gen_array_close(g);
-    }
-    model_vm_free(vm);
-    return rc;
-}
-
-int
-server_vm_stat(struct server *srv, const char *id, char **json_r)
-{
-    struct vmextra_doc *doc = NULL;
-    yajl_gen g = NULL;
-    int rc;
-
-    *json_r = NULL;
-    rc = ids_check_vm(id);
-    if (rc)
-        goto out;
-    rc = vmextra_load(srv->store, id, &doc);
-    if (rc)
-        goto out;
-    g = json_gen_new();
-    rc = gen_vm_pair(srv, g, doc);
-    if (rc)
-        goto out;
-    *json_r = json_gen_take(g);
-    g = NULL;
-out:
-    if (g)
-        yajl_gen_free(g);
-    vmextra_doc_free(doc);
-    return rc;
-}
-
-int
-server_vm_exists(struct server *srv, const char *id, bool *r)
-{
-    int rc = ids_check_vm(id);
-
-    if (!rc)
-        *r = vmextra_exists(srv->store, id);
-    return rc;
-}
-
-int
-server_vm_list(struct server *srv, char **json_r)
-{
-    struct vmextra_doc *doc;
-    char **ids = NULL;
-    size_t n = 0;
-    yajl_gen g;
-    int rc;
-
-    rc = vmextra_list(srv->store, &ids, &n);
-    if (rc)
-        return rc;
-    g = json_gen_new();
-    yajl_gen_array_open(g);
-    for (size_t i = 0; i < n; i++) {
-        /* A VM removed between list and load is simply not listed. */
-        if (vmextra_load(srv->store, ids[i], &doc)) {
-            xo_err_clear();
-            continue;
-        }
-        if (doc->vm_json && gen_vm_pair(srv, g, doc))
-            xo_err_clear();
-        vmextra_doc_free(doc);
-    }
-    yajl_gen_array_close(g);
-    vmextra_list_free(ids, n);
-    *json_r = json_gen_take(g);
-    return 0;
-}
-
-/* ---- devices ---- */
-
-enum dev_kind { DEV_VBD, DEV_VIF };
-
-struct dev_set_arg {
-    enum dev_kind kind;
-    const char *dev;
-    const char *json;   /* NULL: delete */
-};
-
-static int
-dev_set_fn(struct vmextra_doc *doc, void *arg)
-{
-    struct dev_set_arg *d = arg;
-
-    if (!d->json)
-        return d->kind == DEV_VBD ? vmextra_doc_del_vbd(doc, d->dev)
-                                  : vmextra_doc_del_vif(doc, d->dev);
-    if (d->kind == DEV_VBD)
-        vmextra_doc_set_vbd(doc, d->dev, d->json);
-    else
-        vmextra_doc_set_vif(doc, d->dev, d->json);
-    return 0;
-}
-
-static int
-update_doc(struct server *srv, const char *vm,
-           int (*fn)(struct vmextra_doc *, void *), void *arg)
-{
-    struct exec_op op;
-    int rc;
-
-    exec_op_init(&op, &srv->env, NULL, false);
-    rc = exec_update_doc(&op, vm, fn, arg);
-    exec_op_dispose(&op);
-    return rc;
-}
-
-static int
-dev_add(struct server *srv, enum dev_kind kind, const char *vm,
-        const char *dev, const char *json, char **id_json_r)
-{
-    struct dev_set_arg d = { kind, dev, json };
-    int rc;
-
-    if (!vmextra_exists(srv->store, vm))
-        return xo_err_does_not_exist("VM", vm);
-    rc = update_doc(srv, vm, dev_set_fn, &d);
-    if (rc)
-        return rc;
-    updates_add(srv->updates, kind == DEV_VBD ? UPDATES_VBD : UPDATES_VIF,
-                vm, dev);
-    *id_json_r = model_dev_id_json(vm, dev);
-    return 0;
-}
-
-int
-server_vbd_add(struct server *srv, yajl_val v, char **id_json_r)
-{
-    struct model_vbd *vbd = NULL;
-    int rc;
-
-    *id_json_r = NULL;
-    rc = model_vbd_from_tree(v, &vbd);
-    if (!rc)
-        rc = dev_add(srv, DEV_VBD, vbd->vm, vbd->dev, vbd->json, id_json_r);
-    model_vbd_free(vbd);
-    return rc;
-}
-
-int
-server_vif_add(struct server *srv, yajl_val v, char **id_json_r)
-{
-    struct model_vif *vif = NULL;
-    int rc;
-
-    *id_json_r = NULL;
-    rc = model_vif_from_tree(v, &vif);
-    if (!rc)
-        rc = dev_add(srv, DEV_VIF, vif->vm, vif->dev, vif->json, id_json_r);
-    model_vif_free(vif);
-    return rc;
-}
-
-static int
-check_dev_id(const char *vm, const char *dev)
-{
-    int rc = ids_check_vm(vm);
-
-    return rc ? rc : ids_check_dev(dev);
-}
-
-static int
-dev_remove(struct server *srv, enum dev_kind kind, const char *vm,
-           const char *dev)
-{
-    struct backend *b = srv->backend;
-    struct backend_vbd_state vst;
-    struct dev_set_arg d = { kind, dev, NULL };
-    bool active = false, plugged = false;
-    int rc;
-
-    rc = check_dev_id(vm, dev);
-    if (rc)
-        return rc;
-    if (kind == DEV_VBD) {
-        rc = b->ops->vbd_get_state(b, vm, dev, &vst);
-        plugged = vst.plugged;
-    } else {
-        rc = b->ops->vif_get_state(b, vm, dev, &active, &plugged);
-    }
-    if (rc)
-        return rc;
-    if (plugged)
-        return xo_err_tag(XO_ECONNECTED, "Device_is_connected");
-    rc = update_doc(srv, vm, dev_set_fn, &d);
-    if (rc == XO_ENOTFOUND) {
-        char *id = xasprintf("%s.%s", vm, dev);
-
-        rc = xo_err_does_not_exist(kind == DEV_VBD ? "VBD" : "VIF", id);
-        free(id);
-    }
-    if (rc)
-        return rc;
-    updates_remove(srv->updates, kind == DEV_VBD ? UPDATES_VBD : UPDATES_VIF,
-                   vm, dev);
-    return 0;
-}
-
-int
-server_vbd_remove(struct server *srv, const char *vm, const char *dev)
-{
-    return dev_remove(srv, DEV_VBD, vm, dev);
-}
-
-int
-server_vif_remove(struct server *srv, const char *vm, const char *dev)
-{
-    return dev_remove(srv, DEV_VIF, vm, dev);
-}
-
-static void
-gen_dev_pair(struct server *srv, yajl_gen g, enum dev_kind kind,
-             const char *vm, const char *dev, const char *json)
-{
-    struct backend *b = srv->backend;
-    struct backend_vbd_state vst;
-    bool active = false, plugged = false;
-
-    memset(&vst, 0, sizeof(vst));
-    if (kind == DEV_VBD) {
-        if (b->ops->vbd_get_state(b, vm, dev, &vst))
-            xo_err_clear();
-        active = vst.active;
-        plugged = vst.plugged;
-    } else if (b->ops->vif_get_state(b, vm, dev, &active, &plugged)) {
-        xo_err_clear();
-    }
-    yajl_gen_array_open(g);
-    json_gen_raw(g, json);
-    yajl_gen_map_open(g);
-    json_gen_str(g, "active");
-    json_gen_bool(g, active);
-    json_gen_str(g, "plugged");
-    json_gen_bool(g, plugged);
-    if (kind == DEV_VIF) {
-        json_gen_str(g, "kthread_pid");
-        json_gen_int(g, 0);
-        json_gen_str(g, "media_present");
-        json_gen_bool(g, plugged);
-        json_gen_str(g, "pvs_rules_active");
-        json_gen_bool(g, false);
-    }
-    yajl_gen_map_close(g);
-    yajl_gen_array_close(g);
-}
-
-static int
-dev_stat(struct server *srv, enum dev_kind kind, const char *vm,
-         const char *dev, char **json_r)
-{
-    struct vmextra_doc *doc = NULL;
-    const char *json;
-    yajl_gen g;
-    int rc;
-
-    *json_r = NULL;
-    rc = check_dev_id(vm, dev);
-    if (rc)
-        goto out;
-    rc = vmextra_load(srv->store, vm, &doc);
-    if (rc)
-        goto out;
-    json = kind == DEV_VBD ? vmextra_doc_vbd(doc, dev)
-                           : vmextra_doc_vif(doc, dev);
-    if (!json) {
-        char *id = xasprintf("%s.%s", vm, dev);
-
-        rc = xo_err_does_not_exist(kind == DEV_VBD ? "VBD" : "VIF", id);
-        free(id);
-        goto out;
-    }
-    g = json_gen_new();
-    gen_dev_pair(srv, g, kind, vm, dev, json);
-    *json_r = json_gen_take(g);
-out:
-    vmextra_doc_free(doc);
-    return rc;
-}
-
-int
-server_vbd_stat(struct server *srv, const char *vm, const char *dev,
-                char **json_r)
-{
-    return dev_stat(srv, DEV_VBD, vm, dev, json_r);
-}
-
-int
-server_vif_stat(struct server *srv, const char *vm, const char *dev,
-                char **json_r)
-{
-    return dev_stat(srv, DEV_VIF, vm, dev, json_r);
-}
-
-static int
-dev_list(struct server *srv, enum dev_kind kind, const char *vm,
-         char **json_r)
-{
-    struct vmextra_doc *doc = NULL;
-    struct vmextra_rec *recs;
-    size_t n;
-    yajl_gen g;
-    int rc;
-
-    *json_r = NULL;
-    rc = ids_check_vm(vm);
-    if (rc)
-        return rc;
-    rc = vmextra_load(srv->store, vm, &doc);
-    if (rc)
-        return rc;
-    recs = kind == DEV_VBD ? doc->vbds : doc->vifs;
-    n = kind == DEV_VBD ? doc->n_vbds : doc->n_vifs;
-    g = json_gen_new();
-    yajl_gen_array_open(g);
-    for (size_t i = 0; i < n; i++)
-        gen_dev_pair(srv, g, kind, vm, recs[i].dev, recs[i].json);
-    yajl_gen_array_close(g);
-    *json_r = json_gen_take(g);
-    vmextra_doc_free(doc);
-    return 0;
-}
-
-int
-server_vbd_list(struct server *srv, const char *vm, char **json_r)
-{
-    return dev_list(srv, DEV_VBD, vm, json_r);
-}
-
-int
-server_vif_list(struct server *srv, const char *vm, char **json_r)
-{
-    return dev_list(srv, DEV_VIF, vm, json_r);
-}
-
 /* ---- operations ---- */
 
-/* What the expansions need from the VM's records, read now. */
-struct vm_view {
-    struct expand_vm vm;
-    struct expand_vbd *vbds;
-    struct expand_vif *vifs;
-};
-
-static void
-vm_view_dispose(struct vm_view *v)
+void
+server_vm_view_dispose(struct server_vm_view *v)
 {
     free(v->vbds);
     free(v->vifs);
 }
 
-static int
-vm_view_load(struct server *srv, const char *id, struct vm_view *v)
+int
+server_vm_view_load(struct server *srv, const char *id,
+                    struct server_vm_view *v)
 {
     struct vmextra_doc *doc = NULL;
     struct model_vbd *vbd = NULL;
@@ -745,7 +258,7 @@ out:
     model_vbd_free(vbd);
     vmextra_doc_free(doc);
     if (rc)
-        vm_view_dispose(v);
+        server_vm_view_dispose(v);
     return rc;
 }
 
@@ -798,19 +311,24 @@ static int
 build_plan(struct server *srv, const struct server_op_args *a, bool legacy,
            struct atom **plan_r)
 {
-    struct vm_view v;
+    struct server_vm_view v;
     struct atom_data data = { ATOM_DATA_DISK, (char *)a->path, -1 };
     struct atom *plan = NULL;
     int rc;
 
     *plan_r = NULL;
     if (a->kind == SERVER_OP_ATOMIC) {
-        plan = atom_new(a->atomic, a->vm);
+        plan = a->dev ? atom_new_dev(a->atomic, a->vm, a->dev, a->flag)
+                      : atom_new(a->atomic, a->vm);
         plan->flag = a->flag;
+        plan->number = a->timeout;
+        plan->ints[0] = a->ints[0];
+        plan->ints[1] = a->ints[1];
+        atom_set_text(plan, a->text);
         *plan_r = plan;
         return 0;
     }
-    rc = vm_view_load(srv, a->vm, &v);
+    rc = server_vm_view_load(srv, a->vm, &v);
     if (rc)
         return rc;
     switch (a->kind) {
@@ -857,7 +375,7 @@ build_plan(struct server *srv, const struct server_op_args *a, bool legacy,
         rc = xo_err_internal("unknown operation");
         break;
     }
-    vm_view_dispose(&v);
+    server_vm_view_dispose(&v);
     *plan_r = plan;
     return rc;
 }
@@ -884,6 +402,7 @@ job_free(struct server_job *job)
     free(job->vm);
     free(job->dev);
     free(job->path);
+    free(job->text);
     free(job);
 }
 
@@ -931,11 +450,104 @@ out:
     job_free(job);
 }
 
+/* A relative xenstore path: [A-Za-z0-9_.@-] components joined by '/',
+ * none of them "." or "..". */
+static bool
+xsdata_key_ok(const char *key)
+{
+    size_t n = strlen(key);
+
+    if (n == 0 || n > 256 || key[0] == '/' || key[n - 1] == '/' ||
+        strstr(key, "//") || strspn(key, "abcdefghijklmnopqrstuvwxyz"
+                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789_.@-/") != n)
+        return false;
+    for (const char *c = key; c;) {
+        size_t len = strcspn(c, "/");
+
+        if (strspn(c, ".") >= len)
+            return false;
+        c = c[len] ? c + len + 1 : NULL;
+    }
+    return true;
+}
+
+/* Extra checks of a canonical atom argument t beyond its type. */
+static int
+check_atom_arg(enum atom_kind kind, yajl_val t)
+{
+    struct model_disk d;
+    int rc = 0;
+
+    if (kind == ATOM_VM_SET_XSDATA) {
+        for (size_t i = 0; i < t->u.object.len; i++)
+            if (!xsdata_key_ok(t->u.object.keys[i]))
+                return xo_err_internal_code(XO_EINVAL, "invalid xsdata "
+                                            "key '%s'",
+                                            t->u.object.keys[i]);
+    } else if (kind == ATOM_VBD_INSERT) {
+        rc = model_disk_parse(t, &d);
+        model_disk_dispose(&d);
+    }
+    return rc;
+}
+
+/*
+ * The canonical form of an atom's JSON argument (text), checked before the
+ * operation is queued so that bad input never becomes a task.
+ */
+static int
+atom_arg_canonical(const struct server_op_args *a, char **text_r)
+{
+    enum model_type type;
+    const char *what;
+    yajl_val t = NULL;
+    int rc;
+
+    *text_r = NULL;
+    switch (a->kind == SERVER_OP_ATOMIC ? a->atomic : ATOM_KIND_COUNT) {
+    case ATOM_VM_SET_XSDATA:
+        type = MODEL_T_STRING_MAP;
+        what = "xsdata";
+        break;
+    case ATOM_VBD_INSERT:
+        type = MODEL_T_DISK;
+        what = "disk";
+        break;
+    case ATOM_VIF_SET_LOCKING_MODE:
+        type = MODEL_T_LOCKING_MODE;
+        what = "locking_mode";
+        break;
+    default:
+        *text_r = a->text ? xstrdup(a->text) : NULL;
+        return 0;
+    }
+    if (!a->text)
+        return xo_err_internal_code(XO_EINVAL, "argument '%s' missing",
+                                    what);
+    rc = json_parse(a->text, strlen(a->text), &t);
+    if (!rc)
+        rc = model_canonical(type, t, what, text_r);
+    yajl_tree_free(t);
+    t = NULL;
+    if (!rc)
+        rc = json_parse(*text_r, strlen(*text_r), &t);
+    if (!rc)
+        rc = check_atom_arg(a->atomic, t);
+    yajl_tree_free(t);
+    if (rc) {
+        free(*text_r);
+        *text_r = NULL;
+    }
+    return rc;
+}
+
 int
 server_queue_op(struct server *srv, const char *dbg,
                 const struct server_op_args *args, char **task_id_r)
 {
     struct server_job *job;
+    char *text = NULL;
     int rc;
 
     *task_id_r = NULL;
@@ -947,17 +559,25 @@ server_queue_op(struct server *srv, const char *dbg,
         if (rc)
             return rc;
     }
-    if (!vmextra_exists(srv->store, args->vm))
+    /* An async import may create the VM: the one call without it. */
+    if (!(args->kind == SERVER_OP_ATOMIC &&
+          args->atomic == ATOM_VM_IMPORT_METADATA) &&
+        !vmextra_exists(srv->store, args->vm))
         return xo_err_does_not_exist("VM", args->vm);
+    rc = atom_arg_canonical(args, &text);
+    if (rc)
+        return rc;
     job = xcalloc(1, sizeof(*job));
     job->srv = srv;
     job->args = *args;
     job->vm = xstrdup(args->vm);
     job->dev = args->dev ? xstrdup(args->dev) : NULL;
     job->path = args->path ? xstrdup(args->path) : NULL;
+    job->text = text;
     job->args.vm = job->vm;
     job->args.dev = job->dev;
     job->args.path = job->path;
+    job->args.text = job->text;
     /* Fixed now: a flag change applies to operations queued after it. */
     job->legacy = server_legacy(srv);
     job->task = task_create(srv->tasks, dbg ? dbg : "");

@@ -10,6 +10,9 @@
  * atom tree from the VM's current records and run. A failed operation is
  * rolled back (see exec.h) and its task fails with the wire error.
  *
+ * Records are stored and returned in canonical form (model.h): VM.stat,
+ * VBD.stat/list and VIF.stat/list give complete Vm.t / Vbd.t / Vif.t.
+ *
  * The legacy flag (xenopsd-vbd-plug-unplug-legacy) is read when an
  * operation is queued and fixed for its whole run.
  *
@@ -68,6 +71,23 @@ int server_vif_stat(struct server *srv, const char *vm, const char *dev,
                     char **json_r);
 int server_vif_list(struct server *srv, const char *vm, char **json_r);
 
+/* HOST.stat: Host.t JSON (cpu_info from the control domain's view of the
+ * CPUs, hypervisor and chipset from the backend). */
+int server_host_stat(struct server *srv, char **json_r);
+/* VM.generate_state_string: the backend's initial state for the Vm.t vm
+ * (validated); *state_r is the plain string. */
+int server_vm_generate_state_string(struct server *srv, yajl_val vm,
+                                    char **state_r);
+/* VM.export_metadata: the Metadata.t text (metadata.h). */
+int server_vm_export_metadata(struct server *srv, const char *id,
+                              char **json_r);
+/* VM.import_metadata: validate, then store at once; *id_r is the VM id. */
+int server_vm_import_metadata(struct server *srv, const char *text,
+                              char **id_r);
+/* VM.import_metadata_async: validate now, store on the VM's queue. */
+int server_vm_import_metadata_async(struct server *srv, const char *dbg,
+                                    const char *text, char **task_id_r);
+
 /* ---- queued operations: each returns the new task id ---- */
 enum server_op_kind {
     SERVER_OP_VM_START,
@@ -85,11 +105,16 @@ enum server_op_kind {
 struct server_op_args {
     enum server_op_kind kind;
     const char *vm;
-    const char *dev;            /* VBD/VIF ops */
-    bool flag;                  /* start: paused; unplug: force */
-    double timeout;             /* shutdown/reboot delay; < 0 none */
+    const char *dev;            /* VBD/VIF ops and atoms */
+    bool flag;                  /* start: paused; unplug: force; atoms:
+                                   struct atom's flag (VIF_set_carrier) */
+    double timeout;             /* shutdown/reboot delay; < 0 none;
+                                   VM_delay: seconds */
     const char *path;           /* suspend/resume image */
     enum atom_kind atomic;      /* SERVER_OP_ATOMIC */
+    int64_t ints[2];            /* atoms: struct atom's ints */
+    const char *text;           /* atoms: struct atom's text (canonical
+                                   JSON argument) */
 };
 
 int server_queue_op(struct server *srv, const char *dbg,

@@ -13,6 +13,8 @@
  * number -> <double> (%.16g), bool -> <boolean>, null -> <nil/>, array,
  * object -> <struct>. Readers elsewhere accept integers given as strings
  * (rpclib writes untyped ints), so decoding keeps untyped text a string.
+ * XML 1.0 cannot carry C0 controls other than tab/LF/CR, nor U+FFFE/FFFF:
+ * like rpclib, the encoder drops them; CR is written as "&#13;".
  *
  * Bounds: documents over XMLRPC_MAX_DOC bytes, nesting deeper than
  * JSON_MAX_DEPTH, DOCTYPE/entity declarations (billion laughs), unknown

@@ -13,6 +13,10 @@
  *   VBD_set_active xvda true           VIF_set_active 0 false
  *   VBD_unplug xvda force              VBD_deactivate xvda (force omitted)
  *   VBD_epoch_begin xvda persistent    VBD_epoch_begin xvdb non-persistent
+ *   VM_set_vcpus 2                     VM_set_memory_dynamic_range 1024 2048
+ *   VM_set_xsdata                      VM_import_metadata
+ *   VBD_insert xvdd ["VDI","sr/vdi"]   VBD_eject xvdd
+ *   VIF_set_carrier 0 false            VIF_set_locking_mode 0 "Disabled"
  *   Serial "desc"   Parallel "desc"   Nested_parallel "desc"   Best_effort
  *
  * The fd number of ATOM_DATA_FD is left out on purpose: it differs from run
@@ -41,6 +45,10 @@ static const char *const atom_names[ATOM_KIND_COUNT] = {
     [ATOM_VM_SET_DOMAIN_ACTION_REQUEST] = "VM_set_domain_action_request",
     [ATOM_VM_SHUTDOWN_DOMAIN] = "VM_shutdown_domain",
     [ATOM_VM_DELAY] = "VM_delay",
+    [ATOM_VM_SET_VCPUS] = "VM_set_vcpus",
+    [ATOM_VM_SET_MEMORY_DYNAMIC_RANGE] = "VM_set_memory_dynamic_range",
+    [ATOM_VM_SET_XSDATA] = "VM_set_xsdata",
+    [ATOM_VM_IMPORT_METADATA] = "VM_import_metadata",
     [ATOM_VBD_SET_ACTIVE] = "VBD_set_active",
     [ATOM_VBD_ATTACH] = "VBD_attach",
     [ATOM_VBD_ACTIVATE] = "VBD_activate",
@@ -50,9 +58,13 @@ static const char *const atom_names[ATOM_KIND_COUNT] = {
     [ATOM_VBD_UNPLUG] = "VBD_unplug",
     [ATOM_VBD_EPOCH_BEGIN] = "VBD_epoch_begin",
     [ATOM_VBD_EPOCH_END] = "VBD_epoch_end",
+    [ATOM_VBD_INSERT] = "VBD_insert",
+    [ATOM_VBD_EJECT] = "VBD_eject",
     [ATOM_VIF_PLUG] = "VIF_plug",
     [ATOM_VIF_UNPLUG] = "VIF_unplug",
     [ATOM_VIF_SET_ACTIVE] = "VIF_set_active",
+    [ATOM_VIF_SET_CARRIER] = "VIF_set_carrier",
+    [ATOM_VIF_SET_LOCKING_MODE] = "VIF_set_locking_mode",
     [ATOM_SERIAL] = "Serial",
     [ATOM_PARALLEL] = "Parallel",
     [ATOM_NESTED_PARALLEL] = "Nested_parallel",
@@ -233,6 +245,17 @@ atom_describe(const struct atom *a)
         return xasprintf("%s %s %g", name, a->text ? a->text : "", a->number);
     case ATOM_VM_DELAY:
         return xasprintf("%s %g", name, a->number);
+    case ATOM_VM_SET_VCPUS:
+        return xasprintf("%s %lld", name, (long long)a->ints[0]);
+    case ATOM_VM_SET_MEMORY_DYNAMIC_RANGE:
+        return xasprintf("%s %lld %lld", name, (long long)a->ints[0],
+                         (long long)a->ints[1]);
+    case ATOM_VBD_INSERT:
+    case ATOM_VIF_SET_LOCKING_MODE:
+        return xasprintf("%s %s %s", name, a->dev, a->text ? a->text : "");
+    case ATOM_VIF_SET_CARRIER:
+        return xasprintf("%s %s %s", name, a->dev,
+                         a->flag ? "true" : "false");
     case ATOM_VBD_SET_ACTIVE:
     case ATOM_VIF_SET_ACTIVE:
         return xasprintf("%s %s %s", name, a->dev,
@@ -250,6 +273,7 @@ atom_describe(const struct atom *a)
     case ATOM_VBD_DETACH:
     case ATOM_VBD_EPOCH_END:
     case ATOM_VIF_PLUG:
+    case ATOM_VBD_EJECT:
         return xasprintf("%s %s", name, a->dev);
     case ATOM_SERIAL:
     case ATOM_PARALLEL:
@@ -261,6 +285,8 @@ atom_describe(const struct atom *a)
     case ATOM_VM_UNPAUSE:
     case ATOM_VM_DESTROY:
     case ATOM_VM_REMOVE:
+    case ATOM_VM_SET_XSDATA:        /* the keys are data: not in the name */
+    case ATOM_VM_IMPORT_METADATA:
     case ATOM_BEST_EFFORT:
     default:
         return xstrdup(name);

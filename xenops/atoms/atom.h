@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum atom_kind {
     ATOM_VM_CREATE,
@@ -28,6 +29,10 @@ enum atom_kind {
     ATOM_VM_SET_DOMAIN_ACTION_REQUEST,
     ATOM_VM_SHUTDOWN_DOMAIN,
     ATOM_VM_DELAY,
+    ATOM_VM_SET_VCPUS,
+    ATOM_VM_SET_MEMORY_DYNAMIC_RANGE,
+    ATOM_VM_SET_XSDATA,
+    ATOM_VM_IMPORT_METADATA,
     ATOM_VBD_SET_ACTIVE,
     ATOM_VBD_ATTACH,
     ATOM_VBD_ACTIVATE,
@@ -37,9 +42,13 @@ enum atom_kind {
     ATOM_VBD_UNPLUG,
     ATOM_VBD_EPOCH_BEGIN,
     ATOM_VBD_EPOCH_END,
+    ATOM_VBD_INSERT,
+    ATOM_VBD_EJECT,
     ATOM_VIF_PLUG,
     ATOM_VIF_UNPLUG,
     ATOM_VIF_SET_ACTIVE,
+    ATOM_VIF_SET_CARRIER,
+    ATOM_VIF_SET_LOCKING_MODE,
     ATOM_SERIAL,
     ATOM_PARALLEL,
     ATOM_NESTED_PARALLEL,
@@ -67,7 +76,8 @@ struct atom {
     /*
      * VBD_set_active / VIF_set_active: the value. VBD_unplug,
      * VBD_deactivate, VIF_unplug: force. VM_build: force.
-     * VBD_epoch_begin: persistent. VM_save: live.
+     * VBD_epoch_begin: persistent. VM_save: live. VIF_set_carrier: the
+     * carrier.
      */
     bool flag;
     /*
@@ -76,10 +86,16 @@ struct atom {
      * ("poweroff", "reboot", ...) or NULL to clear.
      * VM_shutdown_domain: the request ("Halt", "Reboot", "Suspend").
      * VM_create: the final id (migration) or NULL.
+     * Canonical JSON arguments: VM_set_xsdata the xsdata object,
+     * VBD_insert the disk, VIF_set_locking_mode the mode,
+     * VM_import_metadata the Metadata.t.
      */
     char *text;
     /* VM_shutdown_domain: timeout seconds. VM_delay: seconds. */
     double number;
+    /* VM_set_vcpus: ints[0] = vcpus. VM_set_memory_dynamic_range:
+     * ints[0] = minimum, ints[1] = maximum (bytes). */
+    int64_t ints[2];
     struct atom_data data;  /* VM_save, VM_restore */
     struct atom **children;
     size_t n_children;

@@ -38,6 +38,11 @@ int vm_atom_set_domain_action_request(struct exec_op *op,
                                       const struct atom *a);
 int vm_atom_shutdown_domain(struct exec_op *op, const struct atom *a);
 int vm_atom_delay(struct exec_op *op, const struct atom *a);
+int vm_atom_set_vcpus(struct exec_op *op, const struct atom *a);
+int vm_atom_set_memory_dynamic_range(struct exec_op *op,
+                                     const struct atom *a);
+int vm_atom_set_xsdata(struct exec_op *op, const struct atom *a);
+int vm_atom_import_metadata(struct exec_op *op, const struct atom *a);
 
 int vbd_atom_set_active(struct exec_op *op, const struct atom *a);
 int vbd_atom_attach(struct exec_op *op, const struct atom *a);
@@ -48,10 +53,14 @@ int vbd_atom_detach(struct exec_op *op, const struct atom *a);
 int vbd_atom_unplug(struct exec_op *op, const struct atom *a);
 int vbd_atom_epoch_begin(struct exec_op *op, const struct atom *a);
 int vbd_atom_epoch_end(struct exec_op *op, const struct atom *a);
+int vbd_atom_insert(struct exec_op *op, const struct atom *a);
+int vbd_atom_eject(struct exec_op *op, const struct atom *a);
 
 int vif_atom_set_active(struct exec_op *op, const struct atom *a);
 int vif_atom_plug(struct exec_op *op, const struct atom *a);
 int vif_atom_unplug(struct exec_op *op, const struct atom *a);
+int vif_atom_set_carrier(struct exec_op *op, const struct atom *a);
+int vif_atom_set_locking_mode(struct exec_op *op, const struct atom *a);
 
 /* Undo helpers used by exec_rollback (in vbd_atoms.c / vm_atoms.c). */
 int vbd_undo_activate(struct exec_op *op, const char *vm, const char *dev);
@@ -62,12 +71,19 @@ int vm_undo_create(struct exec_op *op, const char *vm);
 
 /* ---- helpers shared by the atom families (vm_atoms.c) ---- */
 struct model_vbd;
+struct model_vm;
 struct vmextra_doc;
 
 /* The VBD record of (vm, dev) from the store: Does_not_exist ["VBD", ...]
  * if missing. */
 int atoms_load_vbd(struct exec_op *op, const char *vm, const char *dev,
                    struct model_vbd **vbd_r);
+/* The Vm.t of vm: Does_not_exist ["VM", vm] if missing. */
+int atoms_load_vm(struct exec_op *op, const char *vm,
+                  struct model_vm **vm_r);
+/* Running or Paused, else Bad_power_state [found, Running] (xenopsd's
+ * check in VBD_insert / VBD_eject). */
+int atoms_require_live(struct exec_op *op, const char *vm);
 /* The domid of the VM's domain; Bad_power_state [Halted, Running] if it
  * has none. */
 int atoms_domid(struct exec_op *op, const char *vm, int *domid_r);

@@ -18,6 +18,11 @@ static const struct atom_ops atom_table[] = {
       vm_atom_set_domain_action_request, 1 },
     { ATOM_VM_SHUTDOWN_DOMAIN, vm_atom_shutdown_domain, 1 },
     { ATOM_VM_DELAY, vm_atom_delay, 1 },
+    { ATOM_VM_SET_VCPUS, vm_atom_set_vcpus, 1 },
+    { ATOM_VM_SET_MEMORY_DYNAMIC_RANGE, vm_atom_set_memory_dynamic_range,
+      1 },
+    { ATOM_VM_SET_XSDATA, vm_atom_set_xsdata, 1 },
+    { ATOM_VM_IMPORT_METADATA, vm_atom_import_metadata, 1 },
     { ATOM_VBD_SET_ACTIVE, vbd_atom_set_active, 1 },
     { ATOM_VBD_ATTACH, vbd_atom_attach, 1 },
     { ATOM_VBD_ACTIVATE, vbd_atom_activate, 1 },
@@ -27,9 +32,13 @@ static const struct atom_ops atom_table[] = {
     { ATOM_VBD_UNPLUG, vbd_atom_unplug, 1 },
     { ATOM_VBD_EPOCH_BEGIN, vbd_atom_epoch_begin, 1 },
     { ATOM_VBD_EPOCH_END, vbd_atom_epoch_end, 1 },
+    { ATOM_VBD_INSERT, vbd_atom_insert, 1 },
+    { ATOM_VBD_EJECT, vbd_atom_eject, 1 },
     { ATOM_VIF_PLUG, vif_atom_plug, 1 },
     { ATOM_VIF_UNPLUG, vif_atom_unplug, 1 },
     { ATOM_VIF_SET_ACTIVE, vif_atom_set_active, 1 },
+    { ATOM_VIF_SET_CARRIER, vif_atom_set_carrier, 1 },
+    { ATOM_VIF_SET_LOCKING_MODE, vif_atom_set_locking_mode, 1 },
 };
 
 const struct atom_ops *

@@ -412,3 +412,148 @@ vbd_undo_attach(struct exec_op *op, const char *vm, const char *dev)
 {
     return do_detach(op, vm, dev);
 }
+
+struct backend_arg {
+    const char *dev;
+    const char *disk_json;      /* NULL: no media */
+};
+
+/* Set the backend (the media) of the stored Vbd.t, re-canonicalised. */
+static int
+backend_fn(struct vmextra_doc *doc, void *arg)
+{
+    struct backend_arg *r = arg;
+    const char *json = vmextra_doc_vbd(doc, r->dev);
+    struct model_vbd *vbd = NULL;
+    yajl_val t = NULL;
+    int rc;
+
+    if (!json) {
+        char *id = xasprintf("%s.%s", doc->id, r->dev);
+
+        rc = xo_err_does_not_exist("VBD", id);
+        free(id);
+        return rc;
+    }
+    rc = json_parse(json, strlen(json), &t);
+    if (!rc)
+        rc = model_tree_set_json(t, "backend",
+                                 r->disk_json ? r->disk_json : "null");
+    if (!rc)
+        rc = model_vbd_from_tree(t, &vbd);
+    if (!rc)
+        vmextra_doc_set_vbd(doc, r->dev, vbd->json);
+    model_vbd_free(vbd);
+    yajl_tree_free(t);
+    return rc;
+}
+
+/*
+ * VBD_insert (vm, dev, disk): put media (text: a canonical disk) into a
+ * drive of a running or paused VM, else Bad_power_state. Media_present if
+ * the drive holds some; Device_not_connected if the VBD is not active.
+ * The Vbd.t's backend becomes the disk first (VBD_attach reads it), then
+ * the disk is attached and activated as a plug would; on failure the
+ * Vbd.t is emptied again and the operation's rollback releases the
+ * datapath. Unlike xenopsd, which keeps the Vbd.t and reports the media
+ * in Vbd.state.backend_present only, the Vbd.t follows the media, so
+ * unplug, epoch and export act on the disk really in the drive. Undone by
+ * VBD_eject.
+ */
+int
+vbd_atom_insert(struct exec_op *op, const struct atom *a)
+{
+    struct backend *b = op->env->backend;
+    struct model_vbd *vbd = NULL;
+    struct backend_vbd_state st;
+    struct backend_arg arg = { a->dev, a->text };
+    char *err;
+    int rc;
+
+    rc = atoms_load_vbd(op, a->vm, a->dev, &vbd);
+    if (!rc)
+        rc = atoms_require_live(op, a->vm);
+    if (rc)
+        goto out;
+    if (vbd->backend.kind != MODEL_DISK_NONE) {
+        LOGVM(WARN, a->vm, "VBD '%s' already holds media '%s'", a->dev,
+              vbd->backend.path);
+        rc = xo_err_tag(XO_EINVAL, "Media_present");
+        goto out;
+    }
+    rc = b->ops->vbd_get_state(b, a->vm, a->dev, &st);
+    if (rc)
+        goto out;
+    if (!st.active) {
+        LOGVM(WARN, a->vm, "VBD '%s' is not plugged: cannot insert", a->dev);
+        rc = xo_err_tag(XO_ENOTCONNECTED, "Device_not_connected");
+        goto out;
+    }
+    rc = atoms_update_doc(op, a->vm, backend_fn, &arg);
+    if (rc)
+        goto out;
+    rc = do_attach(op, a->vm, a->dev);
+    if (!rc)
+        rc = do_activate(op, a->vm, a->dev);
+    if (rc) {
+        err = xo_err_take_json(rc);
+        arg.disk_json = NULL;
+        if (atoms_update_doc(op, a->vm, backend_fn, &arg)) {
+            LOGVM(ERROR, a->vm, "cannot empty VBD '%s' after a failed "
+                  "insert", a->dev);
+        }
+        xo_err_set_json(rc, err);
+        goto out;
+    }
+    LOGVM(INFO, a->vm, "inserted '%s' into VBD '%s'", a->text, a->dev);
+    atoms_signal_vbd(op, a->vm, a->dev);
+out:
+    model_vbd_free(vbd);
+    return rc;
+}
+
+/*
+ * VBD_eject (vm, dev): take the media out of a CD or floppy drive:
+ * Media_not_ejectable for a disk, Bad_power_state unless running or
+ * paused, Media_not_present for an empty drive. The media's device and
+ * datapath go (deactivate, detach), then the Vbd.t's backend is cleared.
+ * Undone by VBD_insert.
+ */
+int
+vbd_atom_eject(struct exec_op *op, const struct atom *a)
+{
+    struct model_vbd *vbd = NULL;
+    struct backend_arg arg = { a->dev, NULL };
+    int rc;
+
+    rc = atoms_load_vbd(op, a->vm, a->dev, &vbd);
+    if (rc)
+        goto out;
+    if (vbd->ty == MODEL_VBD_DISK) {
+        LOGVM(WARN, a->vm, "VBD '%s' is a disk: not ejectable", a->dev);
+        rc = xo_err_tag(XO_EINVAL, "Media_not_ejectable");
+        goto out;
+    }
+    rc = atoms_require_live(op, a->vm);
+    if (rc)
+        goto out;
+    if (vbd->backend.kind == MODEL_DISK_NONE) {
+        LOGVM(WARN, a->vm, "VBD '%s' holds no media", a->dev);
+        rc = xo_err_tag(XO_EINVAL, "Media_not_present");
+        goto out;
+    }
+    /* Media eject needs no guest cooperation. */
+    rc = do_deactivate(op, a->vm, a->dev, true);
+    if (!rc)
+        rc = do_detach(op, a->vm, a->dev);
+    if (!rc)
+        rc = atoms_update_doc(op, a->vm, backend_fn, &arg);
+    if (rc)
+        goto out;
+    LOGVM(INFO, a->vm, "ejected '%s' from VBD '%s'", vbd->backend.path,
+          a->dev);
+    atoms_signal_vbd(op, a->vm, a->dev);
+out:
+    model_vbd_free(vbd);
+    return rc;
+}

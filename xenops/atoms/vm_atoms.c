@@ -15,7 +15,9 @@
 #include "backend.h"
 #include "errors.h"
 #include "ids.h"
+#include "json.h"
 #include "log.h"
+#include "metadata.h"
 #include "model.h"
 #include "sm.h"
 #include "task.h"
@@ -53,6 +55,44 @@ atoms_load_vbd(struct exec_op *op, const char *vm, const char *dev,
 out:
     vmextra_doc_free(doc);
     return rc;
+}
+
+int
+atoms_load_vm(struct exec_op *op, const char *vm, struct model_vm **vm_r)
+{
+    struct vmextra_doc *doc = NULL;
+    int rc;
+
+    *vm_r = NULL;
+    rc = vmextra_load(op->env->store, vm, &doc);
+    if (rc)
+        goto out;
+    if (!doc->vm_json) {
+        rc = xo_err_does_not_exist("VM", vm);
+        goto out;
+    }
+    rc = model_vm_parse(doc->vm_json, vm_r);
+out:
+    vmextra_doc_free(doc);
+    return rc;
+}
+
+int
+atoms_require_live(struct exec_op *op, const char *vm)
+{
+    struct backend *b = op->env->backend;
+    struct backend_vm_state st;
+    int rc = b->ops->vm_get_state(b, vm, &st);
+
+    if (rc)
+        return rc;
+    if (st.power != BACKEND_RUNNING && st.power != BACKEND_PAUSED) {
+        LOGVM(WARN, vm, "needs a running or paused domain, is '%s'",
+              backend_power_name(st.power));
+        return xo_err_bad_power_state(backend_power_name(st.power),
+                                      "Running");
+    }
+    return 0;
 }
 
 int
@@ -482,4 +522,153 @@ vm_atom_delay(struct exec_op *op, const struct atom *a)
             return 0;
         nanosleep(&step, NULL);
     }
+}
+
+/* A missing optional backend operation: Unimplemented, logged once here. */
+static int
+unimplemented(struct exec_op *op, const char *vm, const char *what)
+{
+    LOGVM(WARN, vm, "backend '%s' does not implement %s",
+          op->env->backend->ops->name, what);
+    return xo_err_unimplemented(what);
+}
+
+/*
+ * VM_set_vcpus (vm, n): bring n vcpus of the running domain online.
+ * Invalid_vcpus [vcpu_max] unless 1 <= n <= vcpu_max (xenopsd reports
+ * the maximum, not n). The Vm.t is not changed (xapi re-adds it). No undo:
+ * set it back.
+ */
+int
+vm_atom_set_vcpus(struct exec_op *op, const struct atom *a)
+{
+    struct backend *b = op->env->backend;
+    struct model_vm *vm = NULL;
+    int rc;
+
+    rc = atoms_load_vm(op, a->vm, &vm);
+    if (rc)
+        goto out;
+    if (a->ints[0] <= 0 || a->ints[0] > vm->vcpu_max) {
+        LOGVM(WARN, a->vm, "cannot set %lld vcpus: vcpu_max is %d",
+              (long long)a->ints[0], vm->vcpu_max);
+        rc = xo_err_set_json(XO_EINVAL, xasprintf("[\"Invalid_vcpus\",%d]",
+                                                  vm->vcpu_max));
+        goto out;
+    }
+    if (!b->ops->vm_set_vcpus) {
+        rc = unimplemented(op, a->vm, "VM.set_vcpus");
+        goto out;
+    }
+    rc = b->ops->vm_set_vcpus(b, a->vm, (int)a->ints[0]);
+    if (!rc)
+        atoms_signal_vm(op, a->vm);
+out:
+    model_vm_free(vm);
+    return rc;
+}
+
+/*
+ * VM_set_memory_dynamic_range (vm, min, max): the running domain's balloon
+ * range. Needs 0 < min <= max <= memory_static_max (xenopsd passes any
+ * values on; a target above the static maximum cannot be met). The Vm.t
+ * is not changed.
+ */
+int
+vm_atom_set_memory_dynamic_range(struct exec_op *op, const struct atom *a)
+{
+    struct backend *b = op->env->backend;
+    struct model_vm *vm = NULL;
+    int64_t min = a->ints[0], max = a->ints[1];
+    int rc;
+
+    rc = atoms_load_vm(op, a->vm, &vm);
+    if (rc)
+        goto out;
+    if (min <= 0 || min > max || max > vm->memory_static_max) {
+        LOGVM(WARN, a->vm, "invalid dynamic range %lld..%lld (static max "
+              "%lld)", (long long)min, (long long)max,
+              (long long)vm->memory_static_max);
+        rc = xo_err_internal_code(XO_EINVAL, "invalid memory dynamic range "
+                                  "%lld..%lld: needs 0 < minimum <= maximum "
+                                  "<= memory_static_max (%lld)",
+                                  (long long)min, (long long)max,
+                                  (long long)vm->memory_static_max);
+        goto out;
+    }
+    if (!b->ops->vm_set_memory_dynamic_range) {
+        rc = unimplemented(op, a->vm, "VM.set_memory_dynamic_range");
+        goto out;
+    }
+    rc = b->ops->vm_set_memory_dynamic_range(b, a->vm, min, max);
+    if (!rc)
+        atoms_signal_vm(op, a->vm);
+out:
+    model_vm_free(vm);
+    return rc;
+}
+
+/*
+ * VM_set_xsdata (vm, xsdata): write the keys (text: a canonical string
+ * map) under the running domain's xenstore path, all or none. The Vm.t is
+ * not changed; no undo.
+ */
+int
+vm_atom_set_xsdata(struct exec_op *op, const struct atom *a)
+{
+    struct backend *b = op->env->backend;
+    const char **keys = NULL, **values = NULL;
+    yajl_val t = NULL;
+    size_t n;
+    int rc;
+
+    rc = json_parse(a->text ? a->text : "", a->text ? strlen(a->text) : 0,
+                    &t);
+    if (!rc && !YAJL_IS_OBJECT(t))
+        rc = xo_err_internal_code(XO_EINVAL, "xsdata must be an object");
+    if (rc)
+        goto out;
+    n = t->u.object.len;
+    keys = xcalloc(n + 1, sizeof(*keys));
+    values = xcalloc(n + 1, sizeof(*values));
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = t->u.object.keys[i];
+        values[i] = YAJL_GET_STRING(t->u.object.values[i]);
+        if (!values[i]) {
+            rc = xo_err_internal_code(XO_EINVAL, "xsdata value of '%s' is "
+                                      "not a string", keys[i]);
+            goto out;
+        }
+    }
+    if (!b->ops->vm_set_xsdata) {
+        rc = unimplemented(op, a->vm, "VM.set_xsdata");
+        goto out;
+    }
+    rc = b->ops->vm_set_xsdata(b, a->vm, keys, values, n);
+out:
+    free(keys);
+    free(values);
+    yajl_tree_free(t);
+    return rc;
+}
+
+/*
+ * VM_import_metadata (vm, Metadata.t): VM.import_metadata_async on the VM's
+ * queue (see metadata.h). The text was validated when the call was made;
+ * it is decoded again here because the atom carries text. No undo.
+ */
+int
+vm_atom_import_metadata(struct exec_op *op, const struct atom *a)
+{
+    struct metadata *md = NULL;
+    int rc;
+
+    rc = metadata_parse(a->text, NULL, NULL, &md);
+    if (!rc && strcmp(metadata_vm_id(md), a->vm) != 0)
+        rc = xo_err_internal("metadata is for VM %s, not %s",
+                             metadata_vm_id(md), a->vm);
+    if (!rc)
+        rc = metadata_import(op->env->store, op->env->updates, md);
+    metadata_free(md);
+    return rc;
 }
