@@ -27,6 +27,7 @@ struct sm_sr {
     int early;              /* -1 not asked yet, 0 no, 1 yes */
     uint64_t stamp;         /* the driver's stamp when early was set */
     bool stamp_ok;          /* stamp is valid */
+    int users;              /* calls using it outside the lock */
     struct sm_sr *next;
 };
 
@@ -146,6 +147,44 @@ out:
     return rc;
 }
 
+int
+sm_unregister_sr(struct sm *sm, const char *sr_uuid)
+{
+    struct sm_sr *s = NULL, **p;
+    int rc = 0;
+
+    pthread_mutex_lock(&sm->lock);
+    for (p = &sm->srs; *p; p = &(*p)->next) {
+        if (strcmp((*p)->uuid, sr_uuid) == 0) {
+            s = *p;
+            break;
+        }
+    }
+    if (!s) {
+        rc = xo_err_does_not_exist("SR", sr_uuid);
+        goto out;
+    }
+    /* A query or epoch call may be using the driver right now. */
+    while (s->users > 0)
+        pthread_cond_wait(&sm->idle, &sm->lock);
+    for (struct sm_vdi *v = sm->vdis; v; v = v->next) {
+        if (v->sr == s) {
+            LOG(WARN, "SR '%s' still has attached VDI '%s'", sr_uuid,
+                v->vdi);
+            rc = xo_err_tag(XO_ECONNECTED, "Device_is_connected");
+            goto out;
+        }
+    }
+    *p = s->next;
+    if (s->ops->free)
+        s->ops->free(s->priv);
+    free(s);
+    LOG(INFO, "unregistered SR '%s'", sr_uuid);
+out:
+    pthread_mutex_unlock(&sm->lock);
+    return rc;
+}
+
 /* "3.0" >= "3.0", "5.0" yes, "1.0" no; anything unparsable is no. */
 static bool
 version_at_least_3(const char *v)
@@ -181,11 +220,13 @@ sm_can_attach_early(struct sm *sm, const struct model_disk *disk)
         return false;
     pthread_mutex_lock(&sm->lock);
     s = find_sr(sm, disk->sr);
+    if (s)
+        s->users++;
     pthread_mutex_unlock(&sm->lock);
     if (!s)
         return false;
-    /* SRs are never unregistered while the daemon runs, so s stays valid;
-     * two racing queries both store a verdict for the stamp they saw. */
+    /* s->users keeps the SR registered while we use it unlocked; two
+     * racing queries both store a verdict for the stamp they saw. */
     stamp = sr_stamp(s, &stamp_ok);
     pthread_mutex_lock(&sm->lock);
     cached = s->early >= 0 &&
@@ -194,12 +235,13 @@ sm_can_attach_early(struct sm *sm, const struct model_disk *disk)
     early = s->early == 1;
     pthread_mutex_unlock(&sm->lock);
     if (cached)
-        return early;
+        goto out;
     rc = s->ops->query(s->priv, &version);
     if (rc) {
         LOG(WARN, "query of SR '%s' failed; no early attach", disk->sr);
         xo_err_clear();
-        return false;
+        early = false;
+        goto out;
     }
     early = version_at_least_3(version);
     pthread_mutex_lock(&sm->lock);
@@ -210,6 +252,11 @@ sm_can_attach_early(struct sm *sm, const struct model_disk *disk)
     LOG(DEBUG, "SR '%s' required_api_version '%s': early attach %s",
         disk->sr, version, early ? "yes" : "no");
     free(version);
+out:
+    pthread_mutex_lock(&sm->lock);
+    s->users--;
+    pthread_cond_broadcast(&sm->idle);
+    pthread_mutex_unlock(&sm->lock);
     return early;
 }
 
@@ -469,22 +516,28 @@ epoch(struct sm *sm, const struct model_disk *disk, const char *domain,
       bool begin, bool persistent)
 {
     struct sm_sr *s;
+    int rc = 0;
 
     if (disk->kind != MODEL_DISK_VDI)
         return 0;
+
     pthread_mutex_lock(&sm->lock);
     s = find_sr(sm, disk->sr);
+    if (s)
+        s->users++;
     pthread_mutex_unlock(&sm->lock);
     if (!s)
         return no_driver(disk->sr);
-    if (begin)
-        return s->ops->epoch_begin
-                   ? s->ops->epoch_begin(s->priv, s->uuid, disk->vdi,
-                                         domain, persistent)
-                   : 0;
-    return s->ops->epoch_end
-               ? s->ops->epoch_end(s->priv, s->uuid, disk->vdi, domain)
-               : 0;
+    if (begin && s->ops->epoch_begin)
+        rc = s->ops->epoch_begin(s->priv, s->uuid, disk->vdi, domain,
+                                 persistent);
+    else if (!begin && s->ops->epoch_end)
+        rc = s->ops->epoch_end(s->priv, s->uuid, disk->vdi, domain);
+    pthread_mutex_lock(&sm->lock);
+    s->users--;
+    pthread_cond_broadcast(&sm->idle);
+    pthread_mutex_unlock(&sm->lock);
+    return rc;
 }
 
 int

@@ -68,6 +68,10 @@ void sm_free(struct sm *sm);
 int sm_register_sr(struct sm *sm, const char *sr_uuid,
                    const struct sm_driver_ops *ops, void *priv);
 
+/* Forget an SR's driver (ops->free runs). XO_ECONNECTED while a datapath
+ * holds one of its VDIs; XO_ENOTFOUND if it is not registered. */
+int sm_unregister_sr(struct sm *sm, const char *sr_uuid);
+
 /*
  * Whether a VBD on this disk may be attached before a migration's downtime:
  * only VDI disks whose SR driver reports required_api_version >= 3.0

@@ -474,8 +474,8 @@ note_unexpected(const char *path, const struct stat *st, int flag,
                 struct FTW *ftw)
 {
     static const char *const allowed[] = {
-        "", "/xenopsd.conf", "/run", "/run/xenopsd", "/db",
-        "/db/" VM_A ".json",
+        "", "/xenopsd.conf", "/run", "/run/xenopsd",
+        "/run/xenopsd.forwarded", "/db", "/db/sr", "/db/" VM_A ".json",
     };
     const char *rel = path + strlen(unexpected_root);
 

@@ -935,12 +935,60 @@ test_config_dispose_idempotent(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+
+/* Migration and storage keys: valid values land, bad ones change nothing. */
+static void
+test_config_migration_and_storage_keys(void **state)
+{
+    struct config c;
+
+    config_defaults(&c);
+    assert_null(c.migration_listen);
+    assert_int_equal(c.migration_max_downtime_ms, 300);
+    assert_int_equal(c.migration_max_iterations, 30);
+    assert_false(c.migration_downtime_abort);
+    assert_string_equal(c.sm_dir, "/opt/xensource/sm");
+    assert_int_equal(config_set(&c, "migration-listen", "0.0.0.0:8089", "t"),
+                     0);
+    assert_string_equal(c.migration_listen, "0.0.0.0:8089");
+    assert_int_equal(config_set(&c, "migration-listen", "[::1]:80", "t"), 0);
+    assert_int_equal(config_set(&c, "migration-listen", "host:80", "t"),
+                     XO_EINVAL);
+    assert_int_equal(config_set(&c, "migration-listen", "1.2.3.4:70000",
+                                "t"), XO_EINVAL);
+    assert_int_equal(config_set(&c, "migration-listen", "1.2.3.4", "t"),
+                     XO_EINVAL);
+    assert_string_equal(c.migration_listen, "[::1]:80");
+    assert_int_equal(config_set(&c, "migration-token-file", "/etc/tok",
+                                "t"), 0);
+    assert_int_equal(config_set(&c, "migration-token-file", "tok", "t"),
+                     XO_EINVAL);
+    assert_int_equal(config_set(&c, "migration-downtime-policy", "abort",
+                                "t"), 0);
+    assert_true(c.migration_downtime_abort);
+    assert_int_equal(config_set(&c, "migration-downtime-policy", "maybe",
+                                "t"), XO_EINVAL);
+    assert_true(c.migration_downtime_abort);
+    assert_int_equal(config_set(&c, "migration-max-iterations", "65", "t"),
+                     XO_EINVAL);
+    assert_int_equal(config_set(&c, "migration-max-downtime-ms", "5", "t"),
+                     0);
+    assert_int_equal(c.migration_max_downtime_ms, 5);
+    assert_int_equal(config_set(&c, "sm-dir", "/srv/sm", "t"), 0);
+    assert_string_equal(c.sm_dir, "/srv/sm");
+    assert_int_equal(config_set(&c, "sm-timeout-ms", "50", "t"), XO_EINVAL);
+    assert_int_equal(config_set(&c, "storage-script-root", "/x/y", "t"), 0);
+    xo_err_clear();
+    config_dispose(&c);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_config_defaults),
         T(test_config_every_key_parsed),
+        cmocka_unit_test(test_config_migration_and_storage_keys),
         cmocka_unit_test(test_config_parse_line_cases),
         T(test_config_comments_cut_line),
         T(test_config_hash_inside_quotes_cuts_line),

@@ -52,6 +52,8 @@ enum config_kind {
     CONFIG_KIND_BACKEND,    /* char *, "simulator" | "xenlight" */
     CONFIG_KIND_SIM_SRS,    /* char *, sim-srs list or NULL */
     CONFIG_KIND_UIDS,       /* char *, uid list or NULL */
+    CONFIG_KIND_ADDR,       /* char *, "host:port" / "[v6]:port" or NULL */
+    CONFIG_KIND_POLICY,     /* bool: "abort" = true, "force" = false */
 };
 
 struct config_key {
@@ -86,6 +88,21 @@ static const struct config_key config_keys[] = {
       0, 0 },
     { "rpc-max-request-bytes", CONFIG_KIND_INT64,
       CONFIG_AT(rpc_max_request_bytes), 1024, 1073741824 },
+    { "migration-listen", CONFIG_KIND_ADDR, CONFIG_AT(migration_listen),
+      0, 0 },
+    { "migration-token-file", CONFIG_KIND_PATH,
+      CONFIG_AT(migration_token_file), 0, 0 },
+    { "migration-max-downtime-ms", CONFIG_KIND_INT64,
+      CONFIG_AT(migration_max_downtime_ms), 0, 600000 },
+    { "migration-max-iterations", CONFIG_KIND_INT64,
+      CONFIG_AT(migration_max_iterations), 1, 64 },
+    { "migration-downtime-policy", CONFIG_KIND_POLICY,
+      CONFIG_AT(migration_downtime_abort), 0, 0 },
+    { "sm-dir", CONFIG_KIND_PATH, CONFIG_AT(sm_dir), 0, 0 },
+    { "storage-script-root", CONFIG_KIND_PATH,
+      CONFIG_AT(storage_script_root), 0, 0 },
+    { "sm-timeout-ms", CONFIG_KIND_INT64, CONFIG_AT(sm_timeout_ms), 100,
+      86400000 },
 };
 
 /* xenopsd keys that xenops-c accepts in a shared xenopsd.conf but does not
@@ -144,6 +161,14 @@ config_defaults(struct config *c)
     c->sim_srs = NULL;
     c->rpc_allowed_uids = NULL;
     c->rpc_max_request_bytes = 16777216;
+    c->migration_listen = NULL;
+    c->migration_token_file = NULL;
+    c->migration_max_downtime_ms = 300;
+    c->migration_max_iterations = 30;
+    c->migration_downtime_abort = false;
+    c->sm_dir = xstrdup("/opt/xensource/sm");
+    c->storage_script_root = xstrdup("/usr/libexec/xapi-storage-script");
+    c->sm_timeout_ms = 300000;
 }
 
 void
@@ -152,6 +177,8 @@ config_dispose(struct config *c)
     char **strs[] = {
         &c->sockets_path, &c->database_path, &c->config_dir, &c->loglevel,
         &c->backend, &c->sim_srs, &c->rpc_allowed_uids,
+        &c->migration_listen, &c->migration_token_file, &c->sm_dir,
+        &c->storage_script_root,
     };
 
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
@@ -393,6 +420,36 @@ config_is_abs_path(const char *s)
  * its new (owned) text in *str_r (NULL for an empty sim-srs), a number kind
  * its value in *num_r. Returns 0, or XO_EINVAL with the reason in why.
  */
+/* "a.b.c.d:port", "name:port" is refused (no resolver in the daemon),
+ * "[v6]:port"; port 0..65535 in decimal. */
+static bool
+config_is_addr(const char *v)
+{
+    const char *colon, *host_end;
+    char *end;
+    long port;
+
+    if (v[0] == '[') {
+        host_end = strchr(v, ']');
+        if (!host_end || host_end[1] != ':' || host_end == v + 1)
+            return false;
+        for (const char *p = v + 1; p < host_end; p++)
+            if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.')
+                return false;
+        colon = host_end + 1;
+    } else {
+        colon = strrchr(v, ':');
+        if (!colon || colon == v)
+            return false;
+        for (const char *p = v; p < colon; p++)
+            if (!isdigit((unsigned char)*p) && *p != '.')
+                return false;
+    }
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    return colon[1] && !*end && !errno && port >= 0 && port <= 65535;
+}
+
 static int
 config_check(const struct config_key *k, const char *value, char **str_r,
              int64_t *num_r, char *why, size_t why_len)
@@ -442,6 +499,20 @@ config_check(const struct config_key *k, const char *value, char **str_r,
                      "<sr-uuid>:<api-version>:<attach-ms>:<activate-ms>";
         else
             *str_r = value[0] ? xstrdup(value) : NULL;
+        break;
+    case CONFIG_KIND_ADDR:
+        if (value[0] && !config_is_addr(value))
+            reason = "not host:port (IPv4, or [IPv6]:port)";
+        else
+            *str_r = value[0] ? xstrdup(value) : NULL;
+        break;
+    case CONFIG_KIND_POLICY:
+        if (strcmp(value, "abort") == 0)
+            *num_r = 1;
+        else if (strcmp(value, "force") == 0)
+            *num_r = 0;
+        else
+            reason = "not 'force' or 'abort'";
         break;
     case CONFIG_KIND_UIDS: {
         uid_t uids[CONFIG_RPC_UIDS_MAX];
@@ -494,6 +565,7 @@ config_set(struct config *c, const char *key, const char *value,
     }
     switch (k->kind) {
     case CONFIG_KIND_BOOL:
+    case CONFIG_KIND_POLICY:
         *(bool *)((char *)c + k->offset) = num != 0;
         break;
     case CONFIG_KIND_INT:

@@ -57,6 +57,32 @@ struct config {
     int64_t rpc_max_request_bytes; /* "rpc-max-request-bytes": largest
                                       request body, default 16777216,
                                       1024..1073741824 */
+
+    /* live migration */
+    char *migration_listen;        /* "migration-listen": "host:port" of
+                                      the receiver's TCP listener
+                                      (e.g. 0.0.0.0:8089); NULL = none */
+    char *migration_token_file;    /* "migration-token-file": the shared
+                                      secret, the same file on both hosts;
+                                      required with migration-listen */
+    int64_t migration_max_downtime_ms; /* "migration-max-downtime-ms":
+                                      switch over once the rest fits,
+                                      default 300, 0..600000 */
+    int64_t migration_max_iterations; /* "migration-max-iterations":
+                                      pre-copy rounds before the policy
+                                      applies, default 30, 1..64 */
+    bool migration_downtime_abort; /* "migration-downtime-policy":
+                                      "force" (default: pause anyway) or
+                                      "abort" (stay on the source) */
+
+    /* storage */
+    char *sm_dir;                  /* "sm-dir": SMAPIv1 drivers, default
+                                      /opt/xensource/sm */
+    char *storage_script_root;     /* "storage-script-root": SMAPIv3
+                                      plugins, default
+                                      /usr/libexec/xapi-storage-script */
+    int64_t sm_timeout_ms;         /* "sm-timeout-ms": per driver command,
+                                      default 300000, 100..86400000 */
 };
 
 /* Bounds on input: longer lines and bigger files are refused. */

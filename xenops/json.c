@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -409,6 +410,22 @@ json_gen_double(yajl_gen g, double v)
     if (!isfinite(v))
         v = 0;
     yajl_gen_double(g, v);
+}
+
+void
+json_gen_fixed(yajl_gen g, double v, int decimals)
+{
+    char buf[64];
+    int n;
+
+    if (!isfinite(v))
+        v = 0;
+    if (decimals < 0)
+        decimals = 0;
+    if (decimals > 9)
+        decimals = 9;
+    n = snprintf(buf, sizeof(buf), "%.*f", decimals, v);
+    yajl_gen_number(g, buf, (size_t)n);
 }
 
 void

@@ -56,6 +56,8 @@ char *json_gen_take(yajl_gen g);
 void json_gen_str(yajl_gen g, const char *s);
 void json_gen_int(yajl_gen g, long long v);
 void json_gen_double(yajl_gen g, double v);
+/* A number with a fixed count of decimals (0..9), for measurements. */
+void json_gen_fixed(yajl_gen g, double v, int decimals);
 void json_gen_bool(yajl_gen g, bool v);
 void json_gen_null(yajl_gen g);
 /* Emit a parsed tree as-is. */

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "errors.h"
 #include "log.h"
+#include "migrate.h"
 #include "rpc.h"
 #include "rpc_methods.h"
 #include "server.h"
@@ -194,6 +195,11 @@ main(int argc, char **argv)
         LOG(ERROR, "cannot serve on '%s'", sock);
         goto out;
     }
+    if (migrate_receiver_start(srv, rpc_methods_table, rpc_methods_count,
+                               &mctx)) {
+        LOG(ERROR, "cannot start the migration receiver");
+        goto out;
+    }
     LOG(INFO, "xenopsd-c %s ready on '%s' (backend '%s', legacy %s)",
         PACKAGE_VERSION, sock, cfg.backend,
         cfg.vbd_plug_unplug_legacy ? "true" : "false");
@@ -209,6 +215,8 @@ main(int argc, char **argv)
 out:
     if (rpc)
         rpc_server_stop(rpc);
+    if (srv)
+        migrate_receiver_stop(srv);
     server_free(srv);
     free(uids);
     free(sock);

@@ -9,6 +9,7 @@
 #include "ids.h"
 #include "json.h"
 #include "log.h"
+#include "migrate.h"
 #include "model.h"
 #include "rpc_methods.h"
 #include "server.h"
@@ -567,10 +568,88 @@ m_vm_resume(void *ctx, const struct rpc_request *req, char **res)
     return vm_op(ctx, req, SERVER_OP_VM_RESUME, res);
 }
 
+/* VM.migrate (id, vdi_map, vif_map, pci_map, xenops_url, compress,
+ * verify_dest, localhost_migration) -> task. */
 static int
 m_vm_migrate(void *ctx, const struct rpc_request *req, char **res)
 {
-    return xo_err_unimplemented("VM.migrate");
+    struct migrate_send_args a;
+    yajl_val pci;
+    char *task = NULL;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    rc = arg_vm(req, "id", &a.vm);
+    if (!rc)
+        rc = arg_str(req, "xenops_url", &a.url);
+    if (!rc)
+        rc = json_get_bool(req->params, "compress", false, &a.compress);
+    if (!rc)
+        rc = json_get_bool(req->params, "verify_dest", false,
+                           &a.verify_dest);
+    if (!rc)
+        rc = json_get_bool(req->params, "localhost_migration", false,
+                           &a.localhost);
+    if (rc)
+        return rc;
+    a.vdi_map = json_get(req->params, "vdi_map");
+    a.vif_map = json_get(req->params, "vif_map");
+    pci = json_get(req->params, "pci_map");
+    if ((a.vdi_map && !YAJL_IS_OBJECT(a.vdi_map)) ||
+        (a.vif_map && !YAJL_IS_OBJECT(a.vif_map)))
+        return xo_err_internal_code(XO_EINVAL, "vdi_map and vif_map must be "
+                                    "objects");
+    if (pci && YAJL_IS_OBJECT(pci) && pci->u.object.len > 0)
+        return xo_err_unimplemented("migration of PCI devices");
+    rc = migrate_queue_send(SRV(ctx), arg_dbg(req), &a, &task);
+    if (!rc)
+        *res = json_string(task);
+    free(task);
+    return rc;
+}
+
+/* ---- SRs (extension: a stand-alone xenopsd-c has no xapi SR layer) ---- */
+
+/* SR.add {debug_info, sr: {uuid, type, device_config}} -> uuid */
+static int
+m_sr_add(void *ctx, const struct rpc_request *req, char **res)
+{
+    yajl_val sr, dc;
+    const char *uuid, *type;
+    char *dcj = NULL;
+    int rc = arg_obj(req, "sr", &sr);
+
+    if (rc)
+        return rc;
+    uuid = json_get_str(sr, "uuid");
+    type = json_get_str(sr, "type");
+    if (!uuid || !type)
+        return xo_err_internal_code(XO_EINVAL, "sr needs 'uuid' and 'type' "
+                                    "strings");
+    dc = json_get(sr, "device_config");
+    if (dc)
+        dcj = json_tree_to_string(dc);
+    rc = server_sr_add(SRV(ctx), uuid, type, dcj);
+    free(dcj);
+    if (!rc)
+        *res = json_string(uuid);
+    return rc;
+}
+
+static int
+m_sr_remove(void *ctx, const struct rpc_request *req, char **res)
+{
+    const char *id;
+    int rc = arg_str(req, "id", &id);
+
+    return rc ? rc : server_sr_remove(SRV(ctx), id);
+}
+
+static int
+m_sr_list(void *ctx, const struct rpc_request *req, char **res)
+{
+    *res = server_sr_list_json(SRV(ctx));
+    return 0;
 }
 
 /* ---- devices ---- */
@@ -883,6 +962,9 @@ const struct rpc_method rpc_methods_table[] = {
     { "VM.suspend", m_vm_suspend },
     { "VM.resume", m_vm_resume },
     { "VM.migrate", m_vm_migrate },
+    { "SR.add", m_sr_add },
+    { "SR.remove", m_sr_remove },
+    { "SR.list", m_sr_list },
     { "VM.set_vcpus", m_vm_set_vcpus },
     { "VM.set_memory_dynamic_range", m_vm_set_memory_dynamic_range },
     { "VM.set_xsdata", m_vm_set_xsdata },

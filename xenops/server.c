@@ -23,6 +23,8 @@
 #include "server_priv.h"
 #include "sm.h"
 #include "sm_testdrv.h"
+#include "sr.h"
+#include "migrate.h"
 #include "task.h"
 #include "updates.h"
 #include "vmextra.h"
@@ -101,6 +103,15 @@ server_new(const struct config *cfg, struct backend *backend,
         if (rc)
             goto out;
     }
+    {
+        struct sr_config sc = { cfg->database_path, cfg->persist,
+                                cfg->sm_dir, cfg->storage_script_root,
+                                (int)cfg->sm_timeout_ms };
+
+        rc = sr_registry_open(&sc, srv->sm, &srv->srs);
+        if (rc)
+            goto out;
+    }
     srv->updates = updates_new();
     srv->tasks = task_registry_new(srv->updates);
     srv->pool_default = queue_pool_new("default", n);
@@ -143,6 +154,8 @@ server_free(struct server *srv)
         task_registry_free(srv->tasks);
     if (srv->updates)
         updates_free(srv->updates);
+    migrate_receiver_stop(srv);
+    sr_registry_close(srv->srs);
     sm_free(srv->sm);
     if (srv->backend)
         srv->backend->ops->destroy(srv->backend);
@@ -633,4 +646,23 @@ server_diagnostics_json(struct server *srv)
     }
     yajl_gen_map_close(g);
     return json_gen_take(g);
+}
+
+int
+server_sr_add(struct server *srv, const char *uuid, const char *type,
+              const char *device_config_json)
+{
+    return sr_add(srv->srs, uuid, type, device_config_json);
+}
+
+int
+server_sr_remove(struct server *srv, const char *uuid)
+{
+    return sr_remove(srv->srs, uuid);
+}
+
+char *
+server_sr_list_json(struct server *srv)
+{
+    return sr_list_json(srv->srs);
 }

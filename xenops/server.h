@@ -125,6 +125,12 @@ int server_queue_op(struct server *srv, const char *dbg,
 int server_plan(struct server *srv, const struct server_op_args *args,
                 bool legacy, char **text_r);
 
+/* SRs: see sm/sr.h. device_config_json may be NULL. */
+int server_sr_add(struct server *srv, const char *uuid, const char *type,
+                  const char *device_config_json);
+int server_sr_remove(struct server *srv, const char *uuid);
+char *server_sr_list_json(struct server *srv);
+
 /* query: {name, vendor, version, features, instance_id}. */
 char *server_query_json(struct server *srv);
 /* Diagnostics: queues, datapaths, backend. */

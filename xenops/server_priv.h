@@ -33,6 +33,8 @@ struct server {
     const char *cpuinfo_path;
     /* Live migration's receiver state (migrate.c); NULL until started. */
     struct migrate_state *mig;
+    /* SRs registered with this daemon (sm/sr.c). */
+    struct sr_registry *srs;
 };
 
 /* What the expansions need from a VM's records, read now: VBDs in store

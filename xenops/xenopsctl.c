@@ -50,6 +50,9 @@ usage(FILE *f)
 "  vbd plug VM DEV | vbd unplug VM DEV [--force]\n"
 "  vif list VM | vif add FILE | vif plug|unplug|remove VM DEV\n"
 "  task list | task stat|wait|cancel|destroy ID\n"
+"  sr list | sr add UUID TYPE [KEY=VALUE]... | sr remove UUID\n"
+"  migrate ID URL [--compress]  live-migrate to the xenopsd-c at URL\n"
+"                               (http://host:port/services/xenops)\n"
 "  events [LAST_ID]             follow UPDATES (Ctrl-C to stop)\n"
 "  call METHOD [JSON]           raw call; JSON is the named-args object\n"
 "  Operations wait for their task and print the atoms that ran;\n"
@@ -156,6 +159,21 @@ print_timeline(yajl_val stat)
     yajl_tree_free(t);
 }
 
+/* A task's result object (e.g. a migration's breakdown), one key a line. */
+static void
+print_result(yajl_val r)
+{
+    if (!r || !YAJL_IS_OBJECT(r))
+        return;
+    printf("  result:\n");
+    for (size_t i = 0; i < r->u.object.len; i++) {
+        char *v = json_tree_to_string(r->u.object.values[i]);
+
+        printf("    %-28s %s\n", r->u.object.keys[i], v);
+        free(v);
+    }
+}
+
 /*
  * Poll Task.stat until the task leaves Pending, then print its atoms (or
  * the raw Task.t with --json) and destroy it.
@@ -203,6 +221,7 @@ wait_task(const struct ctl *c, const char *task_id_json)
         printf("task %s: %s in %.3fs\n", json_get_str(t, "id"),
                tag->u.string, now_s() - started);
         print_timeline(t);
+        print_result(json_get(json_array_at(state, 1), "result"));
     }
     if (strcmp(tag->u.string, "Completed") != 0) {
         char *err = json_tree_to_string(json_array_at(state, 1));
@@ -239,7 +258,7 @@ run_op(const struct ctl *c, const char *method, char *params, bool wait)
 }
 
 static int
-print_result(const struct ctl *c, const char *method, char *params)
+print_result_call(const struct ctl *c, const char *method, char *params)
 {
     char *res = NULL;
     int rc = ctl_call(c, method, params, &res, CTL_CALL_TIMEOUT_MS);
@@ -331,7 +350,7 @@ cmd_add(const struct ctl *c, const char *method, const char *key,
 
     if (rc)
         return rc;
-    rc = print_result(c, method, params1(key, text));
+    rc = print_result_call(c, method, params1(key, text));
     free(text);
     return rc;
 }
@@ -355,9 +374,9 @@ cmd_vm(const struct ctl *c, int argc, char **argv, bool wait)
     if (!id || argc < 2)
         goto usage;
     if (strcmp(sub, "stat") == 0) {
-        rc = print_result(c, "VM.stat", params1("id", id));
+        rc = print_result_call(c, "VM.stat", params1("id", id));
     } else if (strcmp(sub, "remove") == 0) {
-        rc = print_result(c, "VM.remove", params1("id", id));
+        rc = print_result_call(c, "VM.remove", params1("id", id));
     } else if (strcmp(sub, "start") == 0) {
         bool paused = argc > 2 && strcmp(argv[2], "--paused") == 0;
 
@@ -405,7 +424,7 @@ cmd_dev(const struct ctl *c, const char *kind, int argc, char **argv,
         char *vm = jstr(argv[1]);
 
         snprintf(method, sizeof(method), "%s.list", kind);
-        rc = print_result(c, method, params1("id", vm));
+        rc = print_result_call(c, method, params1("id", vm));
         free(vm);
         return rc;
     }
@@ -421,7 +440,7 @@ cmd_dev(const struct ctl *c, const char *kind, int argc, char **argv,
     id = dev_id(argv[1], argv[2]);
     if (strcmp(sub, "stat") == 0 || strcmp(sub, "remove") == 0) {
         snprintf(method, sizeof(method), "%s.%s", kind, sub);
-        rc = print_result(c, method, params1("id", id));
+        rc = print_result_call(c, method, params1("id", id));
     } else if (strcmp(sub, "plug") == 0) {
         snprintf(method, sizeof(method), "%s.plug", kind);
         rc = run_op(c, method, params1("id", id), wait);
@@ -447,7 +466,7 @@ cmd_task(const struct ctl *c, int argc, char **argv)
     int rc = EXIT_USAGE;
 
     if (strcmp(sub, "list") == 0)
-        return print_result(c, "Task.list",
+        return print_result_call(c, "Task.list",
                             xstrdup("{\"debug_info\":\"xenopsctl\"}"));
     if (argc != 2) {
         usage(stderr);
@@ -457,11 +476,11 @@ cmd_task(const struct ctl *c, int argc, char **argv)
     if (strcmp(sub, "wait") == 0)
         rc = wait_task(c, id);
     else if (strcmp(sub, "stat") == 0)
-        rc = print_result(c, "Task.stat", params1("id", id));
+        rc = print_result_call(c, "Task.stat", params1("id", id));
     else if (strcmp(sub, "cancel") == 0)
-        rc = print_result(c, "Task.cancel", params1("id", id));
+        rc = print_result_call(c, "Task.cancel", params1("id", id));
     else if (strcmp(sub, "destroy") == 0)
-        rc = print_result(c, "Task.destroy", params1("id", id));
+        rc = print_result_call(c, "Task.destroy", params1("id", id));
     else
         usage(stderr);
     free(id);
@@ -506,6 +525,79 @@ cmd_events(const struct ctl *c, int argc, char **argv)
         yajl_tree_free(t);
         free(res);
     }
+}
+
+static int
+cmd_sr(const struct ctl *c, int argc, char **argv)
+{
+    const char *sub = argc > 0 ? argv[0] : "";
+    yajl_gen g;
+    char *p;
+
+    if (strcmp(sub, "list") == 0)
+        return print_result_call(c, "SR.list",
+                                 xstrdup("{\"debug_info\":\"xenopsctl\"}"));
+    if (strcmp(sub, "remove") == 0 && argc == 2) {
+        char *id = jstr(argv[1]);
+
+        p = params1("id", id);
+        free(id);
+        return print_result_call(c, "SR.remove", p);
+    }
+    if (strcmp(sub, "add") != 0 || argc < 3) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    g = json_gen_new();
+    yajl_gen_map_open(g);
+    json_gen_str(g, "debug_info");
+    json_gen_str(g, "xenopsctl");
+    json_gen_str(g, "sr");
+    yajl_gen_map_open(g);
+    json_gen_str(g, "uuid");
+    json_gen_str(g, argv[1]);
+    json_gen_str(g, "type");
+    json_gen_str(g, argv[2]);
+    json_gen_str(g, "device_config");
+    yajl_gen_map_open(g);
+    for (int i = 3; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+
+        if (!eq) {
+            yajl_gen_free(g);
+            fprintf(stderr, "xenopsctl: '%s' is not KEY=VALUE\n", argv[i]);
+            return EXIT_USAGE;
+        }
+        *eq = '\0';
+        json_gen_str(g, argv[i]);
+        json_gen_str(g, eq + 1);
+    }
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    return print_result_call(c, "SR.add", json_gen_take(g));
+}
+
+static int
+cmd_migrate(const struct ctl *c, int argc, char **argv, bool wait)
+{
+    bool compress = argc > 2 && strcmp(argv[2], "--compress") == 0;
+    char *id, *url, *p;
+
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    id = jstr(argv[0]);
+    url = jstr(argv[1]);
+    p = xasprintf("{\"debug_info\":\"xenopsctl\",\"id\":%s,"
+                  "\"xenops_url\":%s,\"vdi_map\":{},\"vif_map\":{},"
+                  "\"pci_map\":{},\"compress\":%s,\"verify_dest\":false,"
+                  "\"localhost_migration\":false}", id, url,
+                  compress ? "true" : "false");
+    free(id);
+    free(url);
+    return run_op(c, "VM.migrate", p, wait);
 }
 
 static const char *
@@ -566,12 +658,16 @@ main(int argc, char **argv)
         return cmd_dev(&c, "VIF", argc - i - 1, argv + i + 1, wait);
     if (strcmp(argv[i], "task") == 0)
         return cmd_task(&c, argc - i - 1, argv + i + 1);
+    if (strcmp(argv[i], "sr") == 0)
+        return cmd_sr(&c, argc - i - 1, argv + i + 1);
+    if (strcmp(argv[i], "migrate") == 0)
+        return cmd_migrate(&c, argc - i - 1, argv + i + 1, wait);
     if (strcmp(argv[i], "events") == 0)
         return cmd_events(&c, argc - i - 1, argv + i + 1);
     if (strcmp(argv[i], "call") == 0 && i + 1 < argc) {
         const char *params = i + 2 < argc ? argv[i + 2] : "{}";
 
-        return print_result(&c, argv[i + 1], xstrdup(params));
+        return print_result_call(&c, argv[i + 1], xstrdup(params));
     }
     usage(stderr);
     return EXIT_USAGE;

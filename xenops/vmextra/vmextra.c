@@ -785,7 +785,9 @@ commit_locked(struct vmextra_store *s, struct vmextra_doc *doc)
         if (rc)
             goto out;
         if (cur->generation != doc->generation) {
-            LOGVM(WARN, doc->id, "stale vmextra commit: generation %llu, "
+            /* DEBUG: writers that race (Parallel siblings) reload and
+             * retry; a caller that gives up logs it. */
+            LOGVM(DEBUG, doc->id, "stale vmextra commit: generation %llu, "
                   "stored %llu", (unsigned long long)doc->generation,
                   (unsigned long long)cur->generation);
             rc = xo_err_internal_code(XO_ECONFLICT, "vmextra for '%s' "
