@@ -135,6 +135,37 @@ test_rpc_json_decode_bad_params(void **state)
         decode_fails(bad[i], strlen(bad[i]));
 }
 
+/* xenopsd's positional compatibility: query and VM.import_metadata may
+ * come as [dbg, arg]; other methods may not. */
+static void
+test_rpc_json_decode_positional_compat(void **state)
+{
+    static const char q[] =
+        "{\"method\":\"query\",\"params\":[\"dbg1\",null],\"id\":3}";
+    static const char im[] =
+        "{\"method\":\"VM.import_metadata\",\"params\":[\"d\",\"MD\"],"
+        "\"id\":4}";
+    static const char other[] =
+        "{\"method\":\"VM.stat\",\"params\":[\"d\",\"x\"],\"id\":5}";
+    yajl_val tree = NULL, params = NULL;
+    const char *method = NULL;
+
+    assert_int_equal(rpc_json_decode_request(q, strlen(q), &tree, &method,
+                                             &params), 0);
+    assert_string_equal(method, "query");
+    assert_string_equal(json_get_str(params, "debug_info"), "dbg1");
+    assert_non_null(json_get(params, "unit"));
+    yajl_tree_free(tree);
+    assert_int_equal(rpc_json_decode_request(im, strlen(im), &tree, &method,
+                                             &params), 0);
+    assert_string_equal(method, "VM.import_metadata");
+    assert_string_equal(json_get_str(params, "metadata"), "MD");
+    yajl_tree_free(tree);
+    assert_int_equal(rpc_json_decode_request(other, strlen(other), &tree,
+                                             &method, &params), XO_EINVAL);
+    xo_err_clear();
+}
+
 static void
 test_rpc_json_decode_missing_id(void **state)
 {
@@ -1431,6 +1462,7 @@ main(void)
         cmocka_unit_test(test_rpc_json_decode_params_absent_or_empty),
         cmocka_unit_test(test_rpc_json_decode_v2_object_params),
         cmocka_unit_test(test_rpc_json_decode_bad_params),
+        cmocka_unit_test(test_rpc_json_decode_positional_compat),
         cmocka_unit_test(test_rpc_json_decode_missing_id),
         cmocka_unit_test(test_rpc_json_decode_bad_method),
         cmocka_unit_test(test_rpc_json_decode_malformed),

@@ -88,6 +88,57 @@ rpc_json_params(yajl_val params, bool v2, yajl_val *params_r)
     return 0;
 }
 
+/*
+ * Backwards compatibility xenopsd keeps (interfaces.md 1.2): `query` and
+ * `VM.import_metadata` are also accepted with positional params
+ * [dbg, second_arg]. Such a request is rewritten into the named form, as a
+ * new tree; 0 with *out_r NULL when the request is not of that shape.
+ */
+static int
+rpc_json_positional(yajl_val tree, const char *method, yajl_val *out_r)
+{
+    static const struct {
+        const char *method;
+        const char *second;
+    } compat[] = {
+        { "query", "unit" },
+        { "VM.import_metadata", "metadata" },
+    };
+    yajl_val params = json_get(tree, "params");
+    yajl_val dbg = json_array_at(params, 0);
+    const char *second = NULL;
+    yajl_gen g;
+    char *text;
+    int rc;
+
+    *out_r = NULL;
+    for (size_t i = 0; i < sizeof(compat) / sizeof(compat[0]); i++)
+        if (strcmp(method, compat[i].method) == 0)
+            second = compat[i].second;
+    if (!second || json_array_len(params) != 2 || !YAJL_IS_STRING(dbg))
+        return 0;
+    g = json_gen_new();
+    yajl_gen_map_open(g);
+    json_gen_str(g, "method");
+    json_gen_str(g, method);
+    json_gen_str(g, "params");
+    yajl_gen_array_open(g);
+    yajl_gen_map_open(g);
+    json_gen_str(g, "debug_info");
+    json_gen_str(g, dbg->u.string);
+    json_gen_str(g, second);
+    json_gen_tree(g, json_array_at(params, 1));
+    yajl_gen_map_close(g);
+    yajl_gen_array_close(g);
+    json_gen_str(g, "id");
+    json_gen_tree(g, json_get(tree, "id"));
+    yajl_gen_map_close(g);
+    text = json_gen_take(g);
+    rc = json_parse(text, strlen(text), out_r);
+    free(text);
+    return rc;
+}
+
 int
 rpc_json_decode_request(const char *body, size_t len, yajl_val *tree_r,
                         const char **method_r, yajl_val *params_r)
@@ -128,6 +179,18 @@ rpc_json_decode_request(const char *body, size_t len, yajl_val *tree_r,
     if (!json_get(tree, "id")) {
         rc = xo_err_internal_code(XO_EINVAL, "JSON-RPC request lacks an 'id'");
         goto out;
+    }
+    {
+        yajl_val named = NULL;
+
+        rc = rpc_json_positional(tree, method->u.string, &named);
+        if (rc)
+            goto out;
+        if (named) {
+            yajl_tree_free(tree);
+            tree = named;
+            method = json_get(tree, "method");
+        }
     }
     rc = rpc_json_params(json_get(tree, "params"), v2, params_r);
     if (rc)
