@@ -29,20 +29,16 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 
+#include "../tests/daemon_helper.h"
 #include "errors.h"
 #include "json.h"
 #include "log.h"
 #include "rpc.h"
 #include "xalloc.h"
 
-#define BENCH_SR "5a3e0c3e-0000-4000-8000-000000000003"
 #define BENCH_MAX_CLIENTS 8
 #define BENCH_START_GUARD_MS 30000
 #define BENCH_CALL_TIMEOUT_MS 30000
@@ -55,8 +51,7 @@ struct bench_opts {
 
 /* The one daemon and directory; cleanup may run from the signal thread. */
 static pthread_mutex_t bench_lock = PTHREAD_MUTEX_INITIALIZER;
-static char bench_dir[64];
-static pid_t bench_pid = -1;
+static struct daemon_helper bench_daemon;
 
 static int64_t
 bench_now_ns(void)
@@ -67,39 +62,13 @@ bench_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void
-bench_sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-    nanosleep(&ts, NULL);
-}
-
-static int
-bench_rm_one(const char *path, const struct stat *st, int flag,
-             struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 /* Kill the daemon if it still runs and remove the directory; idempotent. */
 static void
 bench_cleanup(void)
 {
     pthread_mutex_lock(&bench_lock);
-    if (bench_pid > 0) {
-        kill(bench_pid, SIGKILL);
-        waitpid(bench_pid, NULL, 0);
-        bench_pid = -1;
-    }
-    if (bench_dir[0]) {
-        nftw(bench_dir, bench_rm_one, 16, FTW_DEPTH | FTW_PHYS);
-        bench_dir[0] = '\0';
-    }
+    daemon_helper_kill(&bench_daemon, SIGKILL);
+    daemon_helper_cleanup(&bench_daemon);
     pthread_mutex_unlock(&bench_lock);
 }
 
@@ -143,109 +112,28 @@ bench_signals(void)
     return 0;
 }
 
-static bool
-bench_can_connect(const char *path)
-{
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool ok;
-
-    if (fd < 0)
-        return false;
-    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
-    ok = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
-    close(fd);
-    return ok;
-}
-
-/* Spawn the daemon in a fresh directory; its socket path in *sock_r. */
+/* Spawn the daemon in a fresh directory and wait for its socket. */
 static int
-bench_spawn(const char *daemon, char **sock_r)
+bench_spawn(const char *daemon)
 {
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    char *run = NULL, *db = NULL, *conf = NULL, *log = NULL;
-    char *sock = NULL;
-    pid_t parent = getpid();
-    int64_t end;
-    FILE *f;
-    pid_t pid;
-    int rc = -1;
-
-    *sock_r = NULL;
-    pthread_mutex_lock(&bench_lock);
-    snprintf(bench_dir, sizeof(bench_dir), "%s/xenops-bench.XXXXXX", base);
-    if (!mkdtemp(bench_dir)) {
-        LOGE(ERROR, "cannot create a directory under '%s'", base);
-        bench_dir[0] = '\0';
-        pthread_mutex_unlock(&bench_lock);
-        return -1;
-    }
-    pthread_mutex_unlock(&bench_lock);
-    run = xasprintf("%s/run", bench_dir);
-    db = xasprintf("%s/db", bench_dir);
-    conf = xasprintf("%s/xenopsd.conf", bench_dir);
-    log = xasprintf("%s/daemon.log", bench_dir);
-    sock = xasprintf("%s/xenopsd", run);
-    /* An empty config: a host's /etc/xenopsd.conf must not change what is
-     * measured. */
-    f = fopen(conf, "w");
-    if (!f || fclose(f) != 0) {
-        LOGE(ERROR, "cannot write '%s'", conf);
-        goto out;
-    }
-
-    char *argv[] = {
-        (char *)daemon, "--config", conf, "--sockets-path", run,
-        "--database-path", db, "--sim-srs", BENCH_SR ":5.0:5:1",
-        "--sim-memory-cap-mib", "1", "--xenopsd-vbd-plug-unplug-legacy",
-        "false", "--loglevel", "warn", NULL,
+    static const char *const extra[] = { "--loglevel", "warn", NULL };
+    /* The database on tmpfs, as xenopsd keeps it on real hosts. */
+    const struct daemon_helper_opts o = {
+        .bin = daemon,
+        .parent_dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp",
+        .name = "xenops-bench",
+        .extra_argv = extra,
+        .log_to_file = true,
     };
+    int rc;
 
+    /* Under the lock, so that a signal's cleanup finds the daemon and its
+     * directory either not yet there or recorded. */
     pthread_mutex_lock(&bench_lock);
-    pid = fork();
-    if (pid == 0) {
-        sigset_t none;
-
-        /* The daemon must not outlive the bench. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        sigemptyset(&none);
-        pthread_sigmask(SIG_SETMASK, &none, NULL);
-        if (!freopen(log, "w", stderr))
-            _exit(127);
-        execv(daemon, argv);
-        _exit(127);
-    }
-    bench_pid = pid;
+    rc = daemon_helper_start(&bench_daemon, &o);
     pthread_mutex_unlock(&bench_lock);
-    if (pid < 0) {
-        LOGE(ERROR, "cannot fork");
-        goto out;
-    }
-    end = bench_now_ns() / 1000000 + BENCH_START_GUARD_MS;
-    while (!bench_can_connect(sock)) {
-        if (waitpid(pid, NULL, WNOHANG) == pid ||
-            bench_now_ns() / 1000000 > end) {
-            LOG(ERROR, "'%s' did not start; see its log below", daemon);
-            f = fopen(log, "r");
-            for (int c; f && (c = fgetc(f)) != EOF;)
-                fputc(c, stderr);
-            if (f)
-                fclose(f);
-            goto out;
-        }
-        bench_sleep_ms(10);
-    }
-    *sock_r = sock;
-    sock = NULL;
-    rc = 0;
-out:
-    free(run);
-    free(db);
-    free(conf);
-    free(log);
-    free(sock);
+    if (!rc)
+        rc = daemon_helper_wait_ready(&bench_daemon, BENCH_START_GUARD_MS);
     return rc;
 }
 
@@ -266,12 +154,9 @@ bench_db_add(const char *path, const struct stat *st, int flag,
 static long long
 bench_db_bytes(void)
 {
-    char *db = xasprintf("%s/db", bench_dir);
-
     bench_db_bytes_sum = 0;
-    if (nftw(db, bench_db_add, 16, FTW_PHYS) != 0)
+    if (nftw(bench_daemon.db, bench_db_add, 16, FTW_PHYS) != 0)
         bench_db_bytes_sum = -1;
-    free(db);
     return bench_db_bytes_sum;
 }
 
@@ -284,7 +169,7 @@ bench_rss_kib(void)
     long kib = -1;
     FILE *f;
 
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)bench_pid);
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)bench_daemon.pid);
     f = fopen(path, "r");
     if (!f)
         return -1;
@@ -564,7 +449,7 @@ int
 main(int argc, char **argv)
 {
     struct bench_opts o;
-    char *sock = NULL;
+    const char *sock = bench_daemon.sock;
     char machine[256], date[64];
     long rss0, rss1, rss2;
     long long db_bytes;
@@ -577,7 +462,7 @@ main(int argc, char **argv)
     if (bench_parse(argc, argv, &o))
         return 2;
     log_set_level(LOG_LVL_WARN);
-    if (bench_signals() || bench_spawn(o.daemon, &sock))
+    if (bench_signals() || bench_spawn(o.daemon))
         goto out;
     if (bench_call(sock, "query", "{\"debug_info\":\"bench\",\"unit\":null}"))
         goto out;
@@ -624,7 +509,7 @@ main(int argc, char **argv)
     printf("  after the VM.stat runs: %ld KiB\n", rss2);
     /* On tmpfs these pages are the host's, not the daemon's VmRSS. */
     printf("  database files (%s, not in VmRSS): %lld KiB\n\n",
-           strncmp(bench_dir, "/dev/shm/", 9) == 0 ? "tmpfs" : "disk",
+           strncmp(bench_daemon.dir, "/dev/shm/", 9) == 0 ? "tmpfs" : "disk",
            db_bytes / 1024);
     bench_print_command(argc, argv);
     rc = 0;
@@ -632,20 +517,17 @@ out:
     /* After DEBUG.shutdown the daemon exits by itself; give it the chance
      * before the cleanup's SIGKILL. */
     for (int i = 0; rc == 0 && i < 500; i++) {
-        bool gone;
+        int r;
 
         pthread_mutex_lock(&bench_lock);
-        if (bench_pid > 0 && waitpid(bench_pid, NULL, WNOHANG) == bench_pid)
-            bench_pid = -1;
-        gone = bench_pid < 0;
+        r = daemon_helper_reap(&bench_daemon, 0, NULL);
         pthread_mutex_unlock(&bench_lock);
-        if (gone)
+        if (r != XO_ETIMEDOUT)
             break;
-        bench_sleep_ms(10);
+        daemon_helper_sleep_ms(10);
     }
     bench_cleanup();
     free(r1.first_error);
     free(r8.first_error);
-    free(sock);
     return rc;
 }

@@ -7,6 +7,19 @@
  * A VDI entry exists exactly while some datapath holds it attached. Driver
  * calls happen with the mutex released and the VDI marked busy, so other
  * VDIs progress meanwhile and this VDI sees one call at a time.
+ *
+ * Persistence (sm_open_table): <dir>/datapaths.json, written crash-safely
+ * (atomicfile.h) after every change, holds what the drivers MAY hold:
+ *   {"version": 1, "datapaths": {"vbd/3/xvda": {"sr": u, "vdi": v,
+ *     "domain": "3", "rw": true, "active": false, "params": p}}}
+ * An attach or activate is written BEFORE the driver is called (an
+ * attach in flight has no "params"; an activate in flight says "active"),
+ * a deactivate or detach AFTER it returns. So after a crash at any point
+ * the file lists every attach and activation a driver may still hold, and
+ * start-up reconciliation can release them (deactivate and detach are
+ * idempotent in the drivers). Writes never hold the table mutex: a
+ * snapshot is taken under it, numbered, and written under save_lock
+ * unless a newer snapshot is on disk already (it includes this one).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -14,11 +27,18 @@
 
 #include <yajl/yajl_gen.h>
 
+#include "atomicfile.h"
 #include "errors.h"
+#include "ids.h"
 #include "json.h"
 #include "log.h"
 #include "sm.h"
 #include "xalloc.h"
+
+#define SM_TABLE_FILE "datapaths.json"
+#define SM_TABLE_VERSION 1
+#define SM_TABLE_MAX_BYTES (16u * 1024 * 1024)
+#define SM_DP_ID_MAX 128
 
 struct sm_sr {
     char uuid[37];
@@ -47,6 +67,8 @@ struct sm_dp {
     char *domain;
     bool rw;
     bool active;
+    bool attaching;         /* the driver attach is in flight (no params) */
+    bool activating;        /* the driver activate is in flight */
     struct sm_dp *next;
 };
 
@@ -56,6 +78,10 @@ struct sm {
     struct sm_sr *srs;
     struct sm_vdi *vdis;
     struct sm_dp *dps;
+    char *dir;              /* where the table persists; NULL: memory only */
+    uint64_t seq;           /* snapshots taken (under lock) */
+    pthread_mutex_t save_lock;  /* one writer of the file at a time */
+    uint64_t saved_seq;     /* newest snapshot on disk (under save_lock) */
 };
 
 int
@@ -64,16 +90,16 @@ sm_new(struct sm **sm_r)
     struct sm *sm = xcalloc(1, sizeof(*sm));
 
     pthread_mutex_init(&sm->lock, NULL);
+    pthread_mutex_init(&sm->save_lock, NULL);
     pthread_cond_init(&sm->idle, NULL);
     *sm_r = sm;
     return 0;
 }
 
-void
-sm_free(struct sm *sm)
+/* Forget every datapath and VDI (no driver calls). */
+static void
+clear_table(struct sm *sm)
 {
-    if (!sm)
-        return;
     while (sm->dps) {
         struct sm_dp *d = sm->dps;
 
@@ -91,6 +117,14 @@ sm_free(struct sm *sm)
         free(v->active_dp);
         free(v);
     }
+}
+
+void
+sm_free(struct sm *sm)
+{
+    if (!sm)
+        return;
+    clear_table(sm);
     while (sm->srs) {
         struct sm_sr *s = sm->srs;
 
@@ -100,7 +134,9 @@ sm_free(struct sm *sm)
         free(s);
     }
     pthread_cond_destroy(&sm->idle);
+    pthread_mutex_destroy(&sm->save_lock);
     pthread_mutex_destroy(&sm->lock);
+    free(sm->dir);
     free(sm);
 }
 
@@ -312,6 +348,101 @@ no_driver(const char *sr)
     return xo_err_storage("SR_NOT_ATTACHED", p, 1);
 }
 
+/* The table as JSON: {"<dp>": {"sr", "vdi", "domain", "rw", "active",
+ * "params"}}, with what the drivers may hold (see the top of the file).
+ * Called with the lock held. */
+static void
+gen_table_locked(struct sm *sm, yajl_gen g)
+{
+    yajl_gen_map_open(g);
+    for (struct sm_dp *d = sm->dps; d; d = d->next) {
+        json_gen_str(g, d->id);
+        yajl_gen_map_open(g);
+        json_gen_str(g, "sr");
+        json_gen_str(g, d->vdi->sr->uuid);
+        json_gen_str(g, "vdi");
+        json_gen_str(g, d->vdi->vdi);
+        json_gen_str(g, "domain");
+        json_gen_str(g, d->domain);
+        json_gen_str(g, "rw");
+        json_gen_bool(g, d->rw);
+        json_gen_str(g, "active");
+        json_gen_bool(g, d->active || d->activating);
+        if (!d->attaching && d->vdi->params) {
+            json_gen_str(g, "params");
+            json_gen_str(g, d->vdi->params);
+        }
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
+}
+
+/*
+ * Write the table as it is now. Called without the lock. Returns 0 once a
+ * file holding this state (or a newer one) is on disk.
+ */
+static int
+save(struct sm *sm)
+{
+    yajl_gen g;
+    char *text;
+    uint64_t seq;
+    int rc = 0;
+
+    if (!sm->dir)
+        return 0;
+    g = json_gen_new();
+    yajl_gen_map_open(g);
+    json_gen_str(g, "version");
+    json_gen_int(g, SM_TABLE_VERSION);
+    json_gen_str(g, "datapaths");
+    pthread_mutex_lock(&sm->lock);
+    gen_table_locked(sm, g);
+    seq = ++sm->seq;
+    pthread_mutex_unlock(&sm->lock);
+    yajl_gen_map_close(g);
+    text = json_gen_take(g);
+    pthread_mutex_lock(&sm->save_lock);
+    if (seq > sm->saved_seq) {
+        rc = atomicfile_write(sm->dir, SM_TABLE_FILE, text, strlen(text));
+        if (!rc)
+            sm->saved_seq = seq;
+    }
+    pthread_mutex_unlock(&sm->save_lock);
+    free(text);
+    return rc;
+}
+
+/*
+ * Save after a change the driver has already made (a release) or that
+ * needs no driver: a failure is logged and otherwise ignored, because the
+ * file then still lists more than the drivers hold, which reconciliation
+ * handles; failing the call would not undo the driver's work.
+ */
+static void
+save_lagging(struct sm *sm)
+{
+    if (save(sm)) {
+        LOG(WARN, "datapath table file in '%s' lags behind; it is "
+            "rewritten at the next change", sm->dir);
+        xo_err_clear();
+    }
+}
+
+/* Undo a successful attach whose claim could not be written (failure
+ * rc, whose detail is kept). */
+static void
+release_claim(struct sm *sm, const char *dp, int rc, char **params_r)
+{
+    char *err = xo_err_take_json(rc);
+
+    if (sm_dp_destroy(sm, dp))
+        xo_err_clear();
+    xo_err_set_json(rc, err);
+    free(*params_r);
+    *params_r = NULL;
+}
+
 int
 sm_attach(struct sm *sm, const char *dp, const struct model_disk *disk,
           const char *domain, bool rw, char **params_r)
@@ -320,6 +451,7 @@ sm_attach(struct sm *sm, const char *dp, const struct model_disk *disk,
     struct sm_vdi *v = NULL;
     struct sm_dp *d;
     char *params = NULL;
+    bool changed = false, shared = false;
     int rc = 0;
 
     *params_r = NULL;
@@ -337,6 +469,14 @@ sm_attach(struct sm *sm, const char *dp, const struct model_disk *disk,
             strcmp(d->vdi->vdi, disk->vdi) != 0) {
             LOG(ERROR, "datapath '%s' already holds another VDI", dp);
             rc = xo_err_already_exists("datapath", dp);
+            goto out;
+        }
+        if (d->attaching || !d->vdi->params) {
+            /* Only a table loaded after a crash has such an entry, and
+             * reconciliation destroys it before any operation runs. */
+            LOG(ERROR, "datapath '%s' has an unfinished attach", dp);
+            rc = xo_err_internal("datapath %s has an unfinished attach",
+                                 dp);
             goto out;
         }
         *params_r = xstrdup(d->vdi->params);
@@ -360,31 +500,51 @@ sm_attach(struct sm *sm, const char *dp, const struct model_disk *disk,
     /* Hold the entry while the mutex is released below. */
     v->holders++;
     wait_idle(sm, v);
-    if (!v->params) {
+    d = xcalloc(1, sizeof(*d));
+    d->id = xstrdup(dp);
+    d->vdi = v;
+    d->domain = xstrdup(domain);
+    d->rw = rw;
+    d->attaching = !v->params;
+    d->next = sm->dps;
+    sm->dps = d;
+    changed = true;
+    shared = !d->attaching;
+    if (d->attaching) {
         v->busy = true;
         pthread_mutex_unlock(&sm->lock);
-        rc = s->ops->attach(s->priv, dp, s->uuid, disk->vdi, domain, rw,
-                            &params);
+        /* The intent is on disk before the driver acts, so a crash
+         * during the call leaves an entry that reconciliation detaches. */
+        rc = save(sm);
+        if (!rc)
+            rc = s->ops->attach(s->priv, dp, s->uuid, disk->vdi, domain, rw,
+                                &params);
         pthread_mutex_lock(&sm->lock);
         set_idle(sm, v);
         if (rc) {
+            unlink_dp(sm, d);
             if (--v->holders == 0)
                 unlink_vdi(sm, v);
             goto out;
         }
         v->params = params;
         params = NULL;
+        d->attaching = false;
     }
-    d = xcalloc(1, sizeof(*d));
-    d->id = xstrdup(dp);
-    d->vdi = v;
-    d->domain = xstrdup(domain);
-    d->rw = rw;
-    d->next = sm->dps;
-    sm->dps = d;
     *params_r = xstrdup(v->params);
 out:
     pthread_mutex_unlock(&sm->lock);
+    if (shared) {
+        /* No driver call, but the claim must be on disk before the caller
+         * records this datapath for its VBD: a table without it would let
+         * reconciliation detach the VDI with the other holder's
+         * datapath while this VBD still uses it. */
+        rc = save(sm);
+        if (rc)
+            release_claim(sm, dp, rc, params_r);
+    } else if (changed) {
+        save_lagging(sm);
+    }
     free(params);
     return rc;
 }
@@ -394,11 +554,12 @@ sm_activate(struct sm *sm, const char *dp)
 {
     struct sm_dp *d;
     struct sm_vdi *v;
+    bool changed = false;
     int rc = 0;
 
     pthread_mutex_lock(&sm->lock);
     d = find_dp(sm, dp);
-    if (!d) {
+    if (!d || d->attaching) {
         LOG(ERROR, "activate of datapath '%s' that is not attached", dp);
         rc = xo_err_internal_code(XO_EINVAL, "datapath '%s' is not "
                                   "attached", dp);
@@ -420,23 +581,33 @@ sm_activate(struct sm *sm, const char *dp)
         goto out;
     }
     v->busy = true;
+    d->activating = true;
     pthread_mutex_unlock(&sm->lock);
-    rc = v->sr->ops->activate(v->sr->priv, dp, v->sr->uuid, v->vdi,
-                              d->domain);
+    /* As for attach: the activation is on disk before the driver acts. */
+    rc = save(sm);
+    if (!rc)
+        rc = v->sr->ops->activate(v->sr->priv, dp, v->sr->uuid, v->vdi,
+                                  d->domain);
     pthread_mutex_lock(&sm->lock);
     set_idle(sm, v);
-    if (rc)
+    d->activating = false;
+    if (rc) {
+        changed = true;
         goto out;
+    }
     d->active = true;
     v->active_dp = xstrdup(dp);
 out:
     pthread_mutex_unlock(&sm->lock);
+    if (changed)
+        save_lagging(sm);
     return rc;
 }
 
-/* Called with the lock held; returns with it held. */
+/* Called with the lock held; returns with it held. *changed_r is set
+ * when the table changed. */
 static int
-deactivate_locked(struct sm *sm, struct sm_dp *d)
+deactivate_locked(struct sm *sm, struct sm_dp *d, bool *changed_r)
 {
     struct sm_vdi *v = d->vdi;
     int rc;
@@ -455,6 +626,7 @@ deactivate_locked(struct sm *sm, struct sm_dp *d)
     d->active = false;
     free(v->active_dp);
     v->active_dp = NULL;
+    *changed_r = true;
     return 0;
 }
 
@@ -462,13 +634,16 @@ int
 sm_deactivate(struct sm *sm, const char *dp)
 {
     struct sm_dp *d;
+    bool changed = false;
     int rc = 0;
 
     pthread_mutex_lock(&sm->lock);
     d = find_dp(sm, dp);
     if (d)
-        rc = deactivate_locked(sm, d);
+        rc = deactivate_locked(sm, d, &changed);
     pthread_mutex_unlock(&sm->lock);
+    if (changed)
+        save_lagging(sm);
     return rc;
 }
 
@@ -477,13 +652,14 @@ sm_dp_destroy(struct sm *sm, const char *dp)
 {
     struct sm_dp *d;
     struct sm_vdi *v;
+    bool changed = false;
     int rc = 0;
 
     pthread_mutex_lock(&sm->lock);
     d = find_dp(sm, dp);
     if (!d)
         goto out;
-    rc = deactivate_locked(sm, d);
+    rc = deactivate_locked(sm, d, &changed);
     if (rc)
         goto out;
     v = d->vdi;
@@ -492,6 +668,7 @@ sm_dp_destroy(struct sm *sm, const char *dp)
          * datapath's claim goes. */
         v->holders--;
         unlink_dp(sm, d);
+        changed = true;
         goto out;
     }
     wait_idle(sm, v);
@@ -503,11 +680,19 @@ sm_dp_destroy(struct sm *sm, const char *dp)
     set_idle(sm, v);
     if (rc)
         goto out;
+    /* An attach of another datapath may be waiting for this VDI (it holds
+     * the entry): without params it attaches again instead of using the
+     * device just detached. */
+    free(v->params);
+    v->params = NULL;
     unlink_dp(sm, d);
     if (--v->holders == 0)
         unlink_vdi(sm, v);
+    changed = true;
 out:
     pthread_mutex_unlock(&sm->lock);
+    if (changed)
+        save_lagging(sm);
     return rc;
 }
 
@@ -561,7 +746,7 @@ sm_dp_state(struct sm *sm, const char *dp, bool *attached_r, bool *active_r)
 
     pthread_mutex_lock(&sm->lock);
     d = find_dp(sm, dp);
-    *attached_r = d != NULL;
+    *attached_r = d && !d->attaching;
     *active_r = d && d->active;
     pthread_mutex_unlock(&sm->lock);
 }
@@ -572,23 +757,168 @@ sm_dump_json(struct sm *sm)
     yajl_gen g = json_gen_new();
 
     pthread_mutex_lock(&sm->lock);
-    yajl_gen_map_open(g);
-    for (struct sm_dp *d = sm->dps; d; d = d->next) {
-        json_gen_str(g, d->id);
-        yajl_gen_map_open(g);
-        json_gen_str(g, "sr");
-        json_gen_str(g, d->vdi->sr->uuid);
-        json_gen_str(g, "vdi");
-        json_gen_str(g, d->vdi->vdi);
-        json_gen_str(g, "domain");
-        json_gen_str(g, d->domain);
-        json_gen_str(g, "rw");
-        json_gen_bool(g, d->rw);
-        json_gen_str(g, "active");
-        json_gen_bool(g, d->active);
-        yajl_gen_map_close(g);
-    }
-    yajl_gen_map_close(g);
+    gen_table_locked(sm, g);
     pthread_mutex_unlock(&sm->lock);
     return json_gen_take(g);
+}
+
+int
+sm_dp_list(struct sm *sm, char ***ids_r, size_t *n_r)
+{
+    char **ids = NULL;
+    size_t n = 0;
+
+    pthread_mutex_lock(&sm->lock);
+    for (struct sm_dp *d = sm->dps; d; d = d->next)
+        n++;
+    ids = xcalloc(n + 1, sizeof(*ids));
+    n = 0;
+    for (struct sm_dp *d = sm->dps; d; d = d->next)
+        ids[n++] = xstrdup(d->id);
+    pthread_mutex_unlock(&sm->lock);
+    *ids_r = ids;
+    *n_r = n;
+    return 0;
+}
+
+void
+sm_dp_list_free(char **ids, size_t n)
+{
+    if (!ids)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+/* ---- loading the persisted table ---- */
+
+static int
+bad_table(const char *dir, const char *why, const char *dp)
+{
+    LOG(ERROR, "datapath table '%s/%s' is malformed (%s%s%s); refusing to "
+        "guess what the drivers hold: repair or move it away", dir,
+        SM_TABLE_FILE, why, dp ? " at " : "", dp ? dp : "");
+    return xo_err_internal_code(XO_EINVAL, "datapath table %s/%s is "
+                                "malformed: %s", dir, SM_TABLE_FILE, why);
+}
+
+/* Add one persisted datapath e (named id) to the table. Called with the
+ * lock held. A datapath of an SR without a driver now is dropped, loudly:
+ * nothing could release it. */
+static int
+load_dp_locked(struct sm *sm, const char *dir, const char *id, yajl_val e)
+{
+    const char *sr = json_get_str(e, "sr");
+    const char *vdi = json_get_str(e, "vdi");
+    const char *domain = json_get_str(e, "domain");
+    const char *params = json_get_str(e, "params");
+    yajl_val pv = json_get(e, "params");
+    struct sm_sr *s;
+    struct sm_vdi *v;
+    struct sm_dp *d;
+    bool rw, active;
+
+    if (!YAJL_IS_OBJECT(e) || !id[0] || strlen(id) > SM_DP_ID_MAX ||
+        !sr || !ids_is_uuid(sr) || !vdi || !vdi[0] || !domain ||
+        (pv && !params) || json_get_bool(e, "rw", false, &rw) ||
+        json_get_bool(e, "active", false, &active)) {
+        xo_err_clear();
+        return bad_table(dir, "bad datapath entry", id);
+    }
+    if (find_dp(sm, id))
+        return bad_table(dir, "datapath listed twice", id);
+    s = find_sr(sm, sr);
+    if (!s) {
+        LOG(ERROR, "datapath '%s' holds VDI '%s' of SR '%s', which has no "
+            "driver now: forgetting it (release it by hand)", id, vdi, sr);
+        return 0;
+    }
+    for (v = sm->vdis; v; v = v->next)
+        if (v->sr == s && strcmp(v->vdi, vdi) == 0)
+            break;
+    if (!v) {
+        v = xcalloc(1, sizeof(*v));
+        v->sr = s;
+        v->vdi = xstrdup(vdi);
+        v->next = sm->vdis;
+        sm->vdis = v;
+    }
+    if (active && v->active_dp)
+        return bad_table(dir, "VDI active for two datapaths", id);
+    d = xcalloc(1, sizeof(*d));
+    d->id = xstrdup(id);
+    d->vdi = v;
+    d->domain = xstrdup(domain);
+    d->rw = rw;
+    d->active = active;
+    /* No params: the attach was in flight when the daemon stopped. */
+    d->attaching = !params;
+    d->next = sm->dps;
+    sm->dps = d;
+    v->holders++;
+    if (params && !v->params)
+        v->params = xstrdup(params);
+    if (active)
+        v->active_dp = xstrdup(id);
+    return 0;
+}
+
+int
+sm_open_table(struct sm *sm, const char *dir, bool persist)
+{
+    char *text = NULL;
+    yajl_val t = NULL, dps;
+    int64_t version;
+    int rc = 0;
+
+    if (!persist)
+        return 0;
+    rc = atomicfile_mkdirs(dir);
+    if (rc)
+        return rc;
+    rc = atomicfile_read(dir, SM_TABLE_FILE, SM_TABLE_MAX_BYTES, &text,
+                         NULL);
+    if (rc == XO_ENOTFOUND) {
+        xo_err_clear();
+        rc = 0;
+        goto done;
+    }
+    if (rc)
+        goto out;
+    if (json_parse(text, strlen(text), &t)) {
+        xo_err_clear();
+        rc = bad_table(dir, "not JSON", NULL);
+        goto out;
+    }
+    if (json_get_int64(t, "version", -1, &version) ||
+        version != SM_TABLE_VERSION) {
+        xo_err_clear();
+        rc = bad_table(dir, "unknown version", NULL);
+        goto out;
+    }
+    dps = json_get(t, "datapaths");
+    if (!YAJL_IS_OBJECT(dps)) {
+        rc = bad_table(dir, "no datapaths object", NULL);
+        goto out;
+    }
+    pthread_mutex_lock(&sm->lock);
+    /* Backwards: entries are prepended, so the table keeps its order. */
+    for (size_t i = dps->u.object.len; !rc && i > 0; i--)
+        rc = load_dp_locked(sm, dir, dps->u.object.keys[i - 1],
+                            dps->u.object.values[i - 1]);
+    /* Bad input changes nothing: no half-loaded table. */
+    if (rc)
+        clear_table(sm);
+    pthread_mutex_unlock(&sm->lock);
+    if (rc)
+        goto out;
+    LOG(INFO, "loaded %zu datapath(s) from '%s/%s'", dps->u.object.len,
+        dir, SM_TABLE_FILE);
+done:
+    sm->dir = xstrdup(dir);
+out:
+    yajl_tree_free(t);
+    free(text);
+    return rc;
 }

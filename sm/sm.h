@@ -18,14 +18,23 @@
  * Storage_backend_error detail naming the driver's code. Activating a VDI
  * that another datapath holds active is XO_EBACKEND "VDI_IN_USE".
  *
- * Threading: one table mutex, never held across a driver call. Calls for
- * one VDI are serialised (a per-VDI busy flag); calls for different VDIs
- * run in parallel, which is what lets N slow attaches overlap.
+ * Persistence: with sm_open_table(persist=true) the table lives on in
+ * <dir>/datapaths.json across a daemon restart, written crash-safely on
+ * every change. Attach and activate are recorded before the driver is
+ * called, deactivate and detach after it returns, so the file always
+ * lists at least what the drivers hold; releasing what no VBD needs any
+ * more is the caller's start-up reconciliation (server.c).
+ *
+ * Threading: one table mutex, never held across a driver call or a file
+ * write. Calls for one VDI are serialised (a per-VDI busy flag); calls
+ * for different VDIs run in parallel, which is what lets N slow attaches
+ * overlap.
  */
 #ifndef XENOPS_SM_H
 #define XENOPS_SM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "model.h"
@@ -62,6 +71,16 @@ struct sm_driver_ops {
 
 int sm_new(struct sm **sm_r);
 void sm_free(struct sm *sm);
+
+/*
+ * Make the table persistent in dir (created if missing) and load what a
+ * previous run left there, without calling any driver. Call once, after
+ * the SRs' drivers are registered and before any datapath exists. A
+ * datapath of an SR with no driver now is dropped with an ERROR log.
+ * persist=false: memory only (returns 0). A malformed file is XO_EINVAL
+ * and leaves the table empty and not persistent.
+ */
+int sm_open_table(struct sm *sm, const char *dir, bool persist);
 
 /* Register the driver for an SR (takes priv; ops->free releases it).
  * XO_EEXISTS if the SR is registered. */
@@ -105,7 +124,14 @@ int sm_epoch_end(struct sm *sm, const struct model_disk *disk,
 void sm_dp_state(struct sm *sm, const char *dp, bool *attached_r,
                  bool *active_r);
 /* The datapath table as JSON text: {"<dp>": {"sr","vdi","domain","rw",
- * "active"}}; caller frees. */
+ * "active","params"}}, as the drivers may hold it ("active" also while an
+ * activate is in flight; no "params" while the attach is); caller frees. */
 char *sm_dump_json(struct sm *sm);
+
+/* Ids of every datapath in the table (also those whose attach is in
+ * flight). *ids_r: malloc'd array of malloc'd strings, freed with
+ * sm_dp_list_free. Returns 0. */
+int sm_dp_list(struct sm *sm, char ***ids_r, size_t *n_r);
+void sm_dp_list_free(char **ids, size_t n);
 
 #endif

@@ -40,6 +40,7 @@ struct sr_entry {
     char *device_config;    /* JSON object text */
     char *sr_uri;           /* v3 */
     bool available;         /* registered with the SM layer */
+    bool never_early;       /* attach-early policy "never" (else "auto") */
     struct sr_entry *next;
 };
 
@@ -191,6 +192,8 @@ entry_json(const struct sr_entry *e)
         json_gen_str(g, "sr_uri");
         json_gen_str(g, e->sr_uri);
     }
+    json_gen_str(g, "attach_early_policy");
+    json_gen_str(g, e->never_early ? "never" : "auto");
     yajl_gen_map_close(g);
     return json_gen_take(g);
 }
@@ -259,7 +262,7 @@ load_one(struct sr_registry *reg, const char *file)
     struct sr_entry *e = NULL;
     char *text = NULL;
     yajl_val t = NULL;
-    const char *uuid, *type, *api, *driver, *uri;
+    const char *uuid, *type, *api, *driver, *uri, *policy;
 
     if (atomicfile_read(reg->dir, file, SR_FILE_MAX, &text, NULL) ||
         json_parse(text, strlen(text), &t))
@@ -281,6 +284,13 @@ load_one(struct sr_registry *reg, const char *file)
     e->sr_uri = uri ? xstrdup(uri) : NULL;
     if (e->api == SR_API_V3 && !e->sr_uri)
         goto bad;
+    /* Older records have no policy: "auto". An unknown one is read as
+     * "never", the path that works with every driver. */
+    policy = json_get_str(t, "attach_early_policy");
+    e->never_early = policy && strcmp(policy, "auto") != 0;
+    if (policy && e->never_early && strcmp(policy, "never") != 0)
+        LOG(WARN, "SR record '%s/%s': unknown attach_early_policy, using "
+            "'never'", reg->dir, file);
     goto out;
 bad:
     LOG(ERROR, "ignoring unreadable SR record '%s/%s'", reg->dir, file);
@@ -482,7 +492,8 @@ sr_list_json(struct sr_registry *reg)
             json_gen_str(g, "available");
             json_gen_bool(g, e->available);
             json_gen_str(g, "attach_early");
-            json_gen_bool(g, e->available && sr_attach_early(reg, e));
+            json_gen_bool(g, e->available && !e->never_early &&
+                             sr_attach_early(reg, e));
             yajl_gen_map_close(g);
         }
         yajl_tree_free(t);
@@ -491,4 +502,57 @@ sr_list_json(struct sr_registry *reg)
     yajl_gen_array_close(g);
     pthread_mutex_unlock(&reg->lock);
     return json_gen_take(g);
+}
+
+int
+sr_set_attach_early(struct sr_registry *reg, const char *uuid,
+                    const char *policy)
+{
+    struct sr_entry *e;
+    bool never, old;
+    int rc;
+
+    rc = ids_check_vm(uuid);
+    if (rc)
+        return rc;
+    if (!policy || (strcmp(policy, "auto") != 0 &&
+                    strcmp(policy, "never") != 0)) {
+        LOG(ERROR, "bad attach-early policy for SR '%s'", uuid);
+        return xo_err_internal_code(XO_EINVAL, "attach-early policy must "
+                                    "be 'auto' or 'never'");
+    }
+    never = strcmp(policy, "never") == 0;
+    pthread_mutex_lock(&reg->lock);
+    e = find(reg, uuid);
+    if (!e) {
+        rc = xo_err_does_not_exist("SR", uuid);
+        goto out;
+    }
+    old = e->never_early;
+    e->never_early = never;
+    rc = persist(reg, e);
+    if (rc) {
+        e->never_early = old;
+        goto out;
+    }
+    LOG(INFO, "SR '%s': attach-early policy '%s' -> '%s'", e->uuid,
+        old ? "never" : "auto", policy);
+out:
+    pthread_mutex_unlock(&reg->lock);
+    return rc;
+}
+
+bool
+sr_attach_early_allowed(struct sr_registry *reg, const char *sr_uuid)
+{
+    struct sr_entry *e;
+    bool allowed;
+
+    if (!reg || !sr_uuid)
+        return true;
+    pthread_mutex_lock(&reg->lock);
+    e = find(reg, sr_uuid);
+    allowed = !(e && e->never_early);
+    pthread_mutex_unlock(&reg->lock);
+    return allowed;
 }

@@ -52,4 +52,19 @@ int sr_remove(struct sr_registry *reg, const char *uuid);
  *   "available"}] as JSON text; caller frees. */
 char *sr_list_json(struct sr_registry *reg);
 
+/*
+ * Per-SR attach-early policy (issue 6): "auto" (default) leaves it to the
+ * driver (can_attach_early from its API version); "never" keeps the SR's
+ * VBDs on the old path (attach inside the downtime), e.g. for one
+ * misbehaving SR. Persisted with the SR as "attach_early_policy"; SR.list
+ * shows it and folds it into "attach_early". XO_EINVAL for a bad uuid or
+ * policy, XO_ENOTFOUND (Does_not_exist ["SR", uuid]) for an unknown SR;
+ * on error nothing changes.
+ */
+int sr_set_attach_early(struct sr_registry *reg, const char *uuid,
+                        const char *policy);
+/* False iff sr_uuid is a registered SR whose policy is "never"; true for
+ * NULL or an SR this registry does not know (the driver decides). */
+bool sr_attach_early_allowed(struct sr_registry *reg, const char *sr_uuid);
+
 #endif

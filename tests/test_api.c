@@ -10,23 +10,17 @@
  * exit status.
  *
  * The daemon binary is $top_builddir/xenopsd-c (make check sets it; "."
- * otherwise). Run as a user other than root, the daemon is told to answer
- * that uid too (rpc-allowed-uids).
+ * otherwise), run by daemon_helper: as a user other than root, the daemon
+ * is told to answer that uid too (rpc-allowed-uids).
  */
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <stdarg.h>
@@ -35,23 +29,19 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "daemon_helper.h"
 #include "json.h"
-#include "rpc.h"
 #include "xalloc.h"
 
-#define SR_UUID "5a3e0c3e-0000-4000-8000-000000000003"
+#define SR_UUID DAEMON_HELPER_SR
 #define VM_A "9c0f7c55-1111-2222-3333-444455556666"
 #define VM_B "9c0f7c55-1111-2222-3333-777788889999"
-/* Deadlock guards only: nothing here is expected to come near them. */
-#define GUARD_MS 30000
-#define CALL_TIMEOUT_MS 20000
+#define GUARD_MS DAEMON_HELPER_GUARD_MS
 
 struct follower;
 
 struct daemon {
-    char dir[64];
-    char *sock;
-    pid_t pid;
+    struct daemon_helper h;
     /* Running UPDATES follower, stopped by the teardown if a test failed
      * while it ran. */
     struct follower *follower;
@@ -60,88 +50,6 @@ struct daemon {
 static void follower_stop(struct follower *f);
 
 /* ---- spawning and stopping the daemon ---- */
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-    nanosleep(&ts, NULL);
-}
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void
-rm_rf(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static bool
-can_connect(const char *path)
-{
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool ok;
-
-    if (fd < 0)
-        return false;
-    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
-    ok = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
-    close(fd);
-    return ok;
-}
-
-/* Wait up to GUARD_MS for the daemon to exit; its wait status or -1. */
-static int
-daemon_reap(struct daemon *d)
-{
-    int64_t end = now_ms() + GUARD_MS;
-    int status;
-
-    while (now_ms() < end) {
-        pid_t r = waitpid(d->pid, &status, WNOHANG);
-
-        if (r == d->pid) {
-            d->pid = -1;
-            return status;
-        }
-        if (r < 0)
-            return -1;
-        sleep_ms(10);
-    }
-    return -1;
-}
-
-static void
-daemon_kill(struct daemon *d)
-{
-    if (d->pid <= 0)
-        return;
-    kill(d->pid, SIGTERM);
-    if (daemon_reap(d) == -1 && d->pid > 0) {
-        kill(d->pid, SIGKILL);
-        waitpid(d->pid, NULL, 0);
-    }
-    d->pid = -1;
-}
 
 static int
 daemon_stop(void **state)
@@ -152,9 +60,7 @@ daemon_stop(void **state)
         return 0;
     follower_stop(d->follower);
     d->follower = NULL;
-    daemon_kill(d);
-    rm_rf(d->dir);
-    free(d->sock);
+    daemon_helper_cleanup(&d->h);
     free(d);
     return 0;
 }
@@ -164,84 +70,10 @@ daemon_stop(void **state)
 static int
 daemon_start(void **state)
 {
-    const char *top = getenv("top_builddir");
     struct daemon *d = xcalloc(1, sizeof(*d));
-    char *bin = NULL, *run = NULL, *db = NULL, *conf = NULL;
-    pid_t parent = getpid();
-    const char *why = NULL;
-    int64_t end;
-    FILE *f;
 
-    d->pid = -1;
-    snprintf(d->dir, sizeof(d->dir), "/tmp/xenops-api.XXXXXX");
-    if (!mkdtemp(d->dir)) {
+    if (daemon_helper_spawn(&d->h, "xenops-api")) {
         free(d);
-        print_error("mkdtemp: %s\n", strerror(errno));
-        return -1;
-    }
-    bin = xasprintf("%s/xenopsd-c", top ? top : ".");
-    run = xasprintf("%s/run", d->dir);
-    db = xasprintf("%s/db", d->dir);
-    /* An empty config file, so a host's /etc/xenopsd.conf cannot change
-     * what the test runs against. */
-    conf = xasprintf("%s/xenopsd.conf", d->dir);
-    d->sock = xasprintf("%s/xenopsd", run);
-    f = fopen(conf, "w");
-    if (!f || fclose(f) != 0) {
-        why = "cannot write the config file";
-        goto out;
-    }
-
-    char *argv[] = {
-        bin, "--config", conf, "--sockets-path", run, "--database-path", db,
-        "--sim-srs", SR_UUID ":5.0:5:1", "--sim-memory-cap-mib", "1",
-        "--xenopsd-vbd-plug-unplug-legacy", "false", NULL, NULL, NULL,
-    };
-    /* The last three slots: as another user, ask the daemon to answer
-     * us too (it always answers root). */
-    size_t n_argv = sizeof(argv) / sizeof(argv[0]);
-    char uid_arg[16];
-
-    if (geteuid() != 0) {
-        snprintf(uid_arg, sizeof(uid_arg), "%u", (unsigned)geteuid());
-        argv[n_argv - 3] = "--rpc-allowed-uids";
-        argv[n_argv - 2] = uid_arg;
-    }
-
-    d->pid = fork();
-    if (d->pid == 0) {
-        /* The daemon must not outlive a test that dies. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        execv(bin, argv);
-        _exit(127);
-    }
-    if (d->pid < 0) {
-        why = "fork failed";
-        goto out;
-    }
-    end = now_ms() + GUARD_MS;
-    while (!can_connect(d->sock)) {
-        if (waitpid(d->pid, NULL, WNOHANG) == d->pid) {
-            d->pid = -1;
-            why = "xenopsd-c exited at start-up (is top_builddir set?)";
-            break;
-        }
-        if (now_ms() > end) {
-            why = "xenopsd-c did not open its socket";
-            break;
-        }
-        sleep_ms(10);
-    }
-out:
-    free(bin);
-    free(run);
-    free(db);
-    free(conf);
-    if (why) {
-        print_error("%s\n", why);
-        daemon_stop((void **)&d);
         return -1;
     }
     *state = d;
@@ -252,21 +84,13 @@ out:
 static void
 daemon_shutdown_cleanly(struct daemon *d)
 {
-    char *res = NULL, *err = NULL;
     struct stat st;
-    int status;
+    int status = 0;
 
-    assert_int_equal(rpc_call(d->sock, "DEBUG.shutdown",
-                              "{\"debug_info\":\"test\",\"unit\":null}",
-                              CALL_TIMEOUT_MS, &res, &err), 0);
-    assert_null(err);
-    assert_string_equal(res, "null");
-    free(res);
-    status = daemon_reap(d);
-    assert_int_not_equal(status, -1);
+    assert_int_equal(daemon_helper_shutdown(&d->h, &status), 0);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-    assert_int_equal(lstat(d->sock, &st), -1);
+    assert_int_equal(lstat(d->h.sock, &st), -1);
 }
 
 /* ---- calls ---- */
@@ -275,17 +99,10 @@ daemon_shutdown_cleanly(struct daemon *d)
 static yajl_val
 call_ok(const struct daemon *d, const char *method, const char *params)
 {
-    char *res = NULL, *err = NULL;
     yajl_val t = NULL;
-    int rc;
 
-    rc = rpc_call(d->sock, method, params, CALL_TIMEOUT_MS, &res, &err);
-    if (rc)
-        fail_msg("%s: transport failure %d", method, rc);
-    if (err)
-        fail_msg("%s %s: error %s", method, params, err);
-    assert_int_equal(json_parse(res, strlen(res), &t), 0);
-    free(res);
+    if (daemon_helper_call_json(&d->h, method, params, &t))
+        fail_msg("%s %s failed (see the log above)", method, params);
     return t;
 }
 
@@ -298,8 +115,8 @@ call_err(const struct daemon *d, const char *method, const char *params)
     yajl_val tag;
     char *out;
 
-    assert_int_equal(rpc_call(d->sock, method, params, CALL_TIMEOUT_MS,
-                              &res, &err), 0);
+    assert_int_equal(daemon_helper_call(&d->h, method, params, &res, &err),
+                     0);
     if (res)
         fail_msg("%s %s: expected an error, got %s", method, params, res);
     assert_int_equal(json_parse(err, strlen(err), &t), 0);
@@ -340,7 +157,7 @@ task_wait_completed(const struct daemon *d, const char *task)
 {
     char *params = xasprintf("{\"debug_info\":\"test\",\"id\":\"%s\"}",
                              task);
-    int64_t end = now_ms() + GUARD_MS;
+    int64_t end = daemon_helper_now_ms() + GUARD_MS;
     char *gone;
 
     for (;;) {
@@ -360,9 +177,9 @@ task_wait_completed(const struct daemon *d, const char *task)
             break;
         }
         yajl_tree_free(t);
-        if (now_ms() > end)
+        if (daemon_helper_now_ms() > end)
             fail_msg("task '%s' still pending", task);
-        sleep_ms(5);
+        daemon_helper_sleep_ms(5);
     }
     call_unit(d, "Task.destroy", params);
     /* Destroyed means gone. */
@@ -472,11 +289,8 @@ add_two_vbds(const struct daemon *d, const char *vm)
 
 struct follower {
     const struct daemon *d;
-    int64_t from;               /* last_id of the first call */
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool stop;
+    int64_t from;               /* last_id of the next call */
+    struct daemon_helper_loop loop; /* its lock guards what follows */
     char **seen;                /* distinct Dynamic.id texts */
     size_t n_seen;
     int calls;
@@ -504,7 +318,7 @@ follower_take(struct follower *f, yajl_val t, int64_t from)
         !json_is_array(ids) || json_to_int64(json_array_at(t, 2), &next) ||
         next < from)
         return -1;
-    pthread_mutex_lock(&f->lock);
+    pthread_mutex_lock(&f->loop.lock);
     for (size_t i = 0; i < json_array_len(ids); i++) {
         char *key = json_tree_to_string(json_array_at(ids, i));
 
@@ -516,49 +330,39 @@ follower_take(struct follower *f, yajl_val t, int64_t from)
         f->seen[f->n_seen++] = key;
     }
     f->calls++;
-    pthread_cond_broadcast(&f->cond);
-    pthread_mutex_unlock(&f->lock);
+    pthread_cond_broadcast(&f->loop.cond);
+    pthread_mutex_unlock(&f->loop.lock);
     return next;
 }
 
-static void *
-follower_main(void *arg)
+/* One UPDATES.get from the last next_id. A failure is counted and ends
+ * the loop. */
+static bool
+follower_step(void *arg)
 {
     struct follower *f = arg;
-    int64_t from = f->from;
+    char *params, *res = NULL, *err = NULL;
+    yajl_val t = NULL;
+    int rc;
 
-    for (;;) {
-        char *params, *res = NULL, *err = NULL;
-        yajl_val t = NULL;
-        bool stop;
-        int rc;
-
-        pthread_mutex_lock(&f->lock);
-        stop = f->stop;
-        pthread_mutex_unlock(&f->lock);
-        if (stop)
-            break;
-        params = xasprintf("{\"debug_info\":\"follower\",\"last_id\":%lld,"
-                           "\"timeout\":1}", (long long)from);
-        rc = rpc_call(f->d->sock, "UPDATES.get", params, CALL_TIMEOUT_MS,
-                      &res, &err);
-        free(params);
-        if (rc == 0 && res && json_parse(res, strlen(res), &t) == 0)
-            from = follower_take(f, t, from);
-        else
-            from = -1;
-        yajl_tree_free(t);
-        free(res);
-        free(err);
-        if (from < 0) {
-            pthread_mutex_lock(&f->lock);
-            f->errors++;
-            pthread_cond_broadcast(&f->cond);
-            pthread_mutex_unlock(&f->lock);
-            break;
-        }
-    }
-    return NULL;
+    params = xasprintf("{\"debug_info\":\"follower\",\"last_id\":%lld,"
+                       "\"timeout\":1}", (long long)f->from);
+    rc = daemon_helper_call(&f->d->h, "UPDATES.get", params, &res, &err);
+    free(params);
+    if (rc == 0 && res && json_parse(res, strlen(res), &t) == 0)
+        f->from = follower_take(f, t, f->from);
+    else
+        f->from = -1;
+    yajl_tree_free(t);
+    free(res);
+    free(err);
+    if (f->from >= 0)
+        return true;
+    pthread_mutex_lock(&f->loop.lock);
+    f->errors++;
+    pthread_cond_broadcast(&f->loop.cond);
+    pthread_mutex_unlock(&f->loop.lock);
+    return false;
 }
 
 /* Start following from the current last_id; the daemon owns it. */
@@ -571,9 +375,7 @@ follower_start(struct daemon *d)
     f->d = d;
     assert_int_equal(json_to_int64(t, &f->from), 0);
     yajl_tree_free(t);
-    pthread_mutex_init(&f->lock, NULL);
-    pthread_cond_init(&f->cond, NULL);
-    assert_int_equal(pthread_create(&f->thread, NULL, follower_main, f), 0);
+    assert_int_equal(daemon_helper_loop_start(&f->loop, follower_step, f), 0);
     d->follower = f;
     return f;
 }
@@ -584,15 +386,10 @@ follower_stop(struct follower *f)
 {
     if (!f)
         return;
-    pthread_mutex_lock(&f->lock);
-    f->stop = true;
-    pthread_mutex_unlock(&f->lock);
-    pthread_join(f->thread, NULL);
+    daemon_helper_loop_stop(&f->loop);
     for (size_t i = 0; i < f->n_seen; i++)
         free(f->seen[i]);
     free(f->seen);
-    pthread_mutex_destroy(&f->lock);
-    pthread_cond_destroy(&f->cond);
     free(f);
 }
 
@@ -606,14 +403,15 @@ follower_wait_for(struct follower *f, char *const *keys, size_t n)
 
     clock_gettime(CLOCK_REALTIME, &end);
     end.tv_sec += GUARD_MS / 1000;
-    pthread_mutex_lock(&f->lock);
+    pthread_mutex_lock(&f->loop.lock);
     for (;;) {
         size_t have = 0;
 
         for (size_t i = 0; i < n; i++)
             have += follower_has_locked(f, keys[i]);
         if (have == n || f->errors ||
-            pthread_cond_timedwait(&f->cond, &f->lock, &end) == ETIMEDOUT)
+            pthread_cond_timedwait(&f->loop.cond, &f->loop.lock,
+                                   &end) == ETIMEDOUT)
             break;
     }
     for (size_t i = 0; i < n; i++) {
@@ -624,7 +422,7 @@ follower_wait_for(struct follower *f, char *const *keys, size_t n)
             missing = m;
         }
     }
-    pthread_mutex_unlock(&f->lock);
+    pthread_mutex_unlock(&f->loop.lock);
     return missing;
 }
 

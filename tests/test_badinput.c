@@ -43,25 +43,21 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "daemon_helper.h"
 #include "json.h"
-#include "rpc.h"
 #include "xalloc.h"
 
-#define SR_UUID "5a3e0c3e-0000-4000-8000-000000000003"
+#define SR_UUID DAEMON_HELPER_SR
 #define VM_A "9c0f7c55-1111-2222-3333-444455556666"
 #define NOBODY 65534
-/* Deadlock guards only: nothing here is expected to come near them. */
-#define GUARD_MS 30000
-#define CALL_TIMEOUT_MS 20000
+#define GUARD_MS DAEMON_HELPER_GUARD_MS
 #define REPLY_MAX (1024 * 1024)
+#define VM_LIST "{\"debug_info\":\"test\",\"unit\":null}"
 
 struct client;
 
 struct daemon {
-    char dir[64];
-    char *sock;
-    char *db;
-    pid_t pid;
+    struct daemon_helper h;
     yajl_val baseline;          /* VM.list before any bad input */
     struct client *client;
 };
@@ -70,10 +66,7 @@ struct daemon {
  * the baseline. */
 struct client {
     const struct daemon *d;
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool stop;
+    struct daemon_helper_loop loop; /* its lock guards the counters */
     long answers;
     long failures;              /* transport failures or error replies */
     long mismatches;            /* answers that differ from the baseline */
@@ -83,58 +76,10 @@ static void client_stop(struct client *c);
 
 /* ---- spawning and stopping the daemon ---- */
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-    nanosleep(&ts, NULL);
-}
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static void
-rm_rf(const char *dir)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static bool
-can_connect(const char *path)
-{
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    bool ok;
-
-    if (fd < 0)
-        return false;
-    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
-    ok = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
-    close(fd);
-    return ok;
-}
-
 static bool
 daemon_alive(struct daemon *d)
 {
-    return d->pid > 0 && waitpid(d->pid, NULL, WNOHANG) == 0;
+    return d->h.pid > 0 && waitpid(d->h.pid, NULL, WNOHANG) == 0;
 }
 
 /* DEBUG.shutdown; the daemon must then exit 0 (under a sanitizer build
@@ -142,41 +87,11 @@ daemon_alive(struct daemon *d)
 static void
 daemon_shutdown_cleanly(struct daemon *d)
 {
-    char *res = NULL, *err = NULL;
-    int64_t end = now_ms() + GUARD_MS;
     int status = 0;
-    pid_t r;
 
-    assert_int_equal(rpc_call(d->sock, "DEBUG.shutdown",
-                              "{\"debug_info\":\"test\",\"unit\":null}",
-                              CALL_TIMEOUT_MS, &res, &err), 0);
-    assert_null(err);
-    free(res);
-    while ((r = waitpid(d->pid, &status, WNOHANG)) == 0 && now_ms() < end)
-        sleep_ms(10);
-    assert_int_equal(r, d->pid);
-    d->pid = -1;
+    assert_int_equal(daemon_helper_shutdown(&d->h, &status), 0);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-}
-
-static void
-daemon_kill(struct daemon *d)
-{
-    int64_t end = now_ms() + GUARD_MS;
-
-    if (d->pid <= 0)
-        return;
-    kill(d->pid, SIGTERM);
-    while (waitpid(d->pid, NULL, WNOHANG) == 0) {
-        if (now_ms() > end) {
-            kill(d->pid, SIGKILL);
-            waitpid(d->pid, NULL, 0);
-            break;
-        }
-        sleep_ms(10);
-    }
-    d->pid = -1;
 }
 
 static int
@@ -188,122 +103,13 @@ daemon_stop(void **state)
         return 0;
     client_stop(d->client);
     d->client = NULL;
-    daemon_kill(d);
-    rm_rf(d->dir);
+    daemon_helper_cleanup(&d->h);
     yajl_tree_free(d->baseline);
-    free(d->sock);
-    free(d->db);
     free(d);
     return 0;
 }
 
-/* Spawn the daemon and wait for its socket. On failure everything is
- * cleaned up here: cmocka runs no teardown after a failed setup. */
-static int
-daemon_spawn(struct daemon **d_r)
-{
-    const char *top = getenv("top_builddir");
-    struct daemon *d = xcalloc(1, sizeof(*d));
-    char *bin = NULL, *run = NULL, *conf = NULL;
-    pid_t parent = getpid();
-    const char *why = NULL;
-    int64_t end;
-    FILE *f;
-
-    d->pid = -1;
-    snprintf(d->dir, sizeof(d->dir), "/tmp/xenops-bad.XXXXXX");
-    if (!mkdtemp(d->dir)) {
-        free(d);
-        print_error("mkdtemp: %s\n", strerror(errno));
-        return -1;
-    }
-    bin = xasprintf("%s/xenopsd-c", top ? top : ".");
-    run = xasprintf("%s/run", d->dir);
-    d->db = xasprintf("%s/db", d->dir);
-    /* An empty config file, so a host's /etc/xenopsd.conf cannot change
-     * what the test runs against. */
-    conf = xasprintf("%s/xenopsd.conf", d->dir);
-    d->sock = xasprintf("%s/xenopsd", run);
-    f = fopen(conf, "w");
-    if (!f || fclose(f) != 0) {
-        why = "cannot write the config file";
-        goto out;
-    }
-
-    char *argv[] = {
-        bin, "--config", conf, "--sockets-path", run,
-        "--database-path", d->db, "--sim-srs", SR_UUID ":5.0:5:1",
-        "--sim-memory-cap-mib", "1", "--xenopsd-vbd-plug-unplug-legacy",
-        "false", NULL, NULL, NULL,
-    };
-    /* The last three slots: as another user, ask the daemon to answer
-     * us too (it always answers root). */
-    size_t n_argv = sizeof(argv) / sizeof(argv[0]);
-    char uid_arg[16];
-
-    if (geteuid() != 0) {
-        snprintf(uid_arg, sizeof(uid_arg), "%u", (unsigned)geteuid());
-        argv[n_argv - 3] = "--rpc-allowed-uids";
-        argv[n_argv - 2] = uid_arg;
-    }
-
-    d->pid = fork();
-    if (d->pid == 0) {
-        /* The daemon must not outlive a test that dies. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        execv(bin, argv);
-        _exit(127);
-    }
-    if (d->pid < 0) {
-        why = "fork failed";
-        goto out;
-    }
-    end = now_ms() + GUARD_MS;
-    while (!can_connect(d->sock)) {
-        if (waitpid(d->pid, NULL, WNOHANG) == d->pid) {
-            d->pid = -1;
-            why = "xenopsd-c exited at start-up (is top_builddir set?)";
-            break;
-        }
-        if (now_ms() > end) {
-            why = "xenopsd-c did not open its socket";
-            break;
-        }
-        sleep_ms(10);
-    }
-out:
-    free(bin);
-    free(run);
-    free(conf);
-    if (why) {
-        print_error("%s\n", why);
-        daemon_stop((void **)&d);
-        return -1;
-    }
-    *d_r = d;
-    return 0;
-}
-
 /* ---- well-formed calls ---- */
-
-static yajl_val
-call_ok(const struct daemon *d, const char *method, const char *params)
-{
-    char *res = NULL, *err = NULL;
-    yajl_val t = NULL;
-    int rc;
-
-    rc = rpc_call(d->sock, method, params, CALL_TIMEOUT_MS, &res, &err);
-    if (rc)
-        fail_msg("%s: transport failure %d", method, rc);
-    if (err)
-        fail_msg("%s: error %s", method, err);
-    assert_int_equal(json_parse(res, strlen(res), &t), 0);
-    free(res);
-    return t;
-}
 
 /* A well-formed call that must get an error reply (not a transport
  * failure, not a result). */
@@ -314,8 +120,8 @@ call_must_fail(const struct daemon *d, const char *method,
     char *res = NULL, *err = NULL;
     yajl_val t = NULL;
 
-    assert_int_equal(rpc_call(d->sock, method, params, CALL_TIMEOUT_MS,
-                              &res, &err), 0);
+    assert_int_equal(daemon_helper_call(&d->h, method, params, &res, &err),
+                     0);
     if (res)
         fail_msg("%s %s: expected an error, got %s", method, params, res);
     assert_int_equal(json_parse(err, strlen(err), &t), 0);
@@ -326,44 +132,37 @@ call_must_fail(const struct daemon *d, const char *method,
 
 /* ---- the well-formed client ---- */
 
-static void *
-client_main(void *arg)
+/* One VM.list, compared with the baseline and counted. */
+static bool
+client_step(void *arg)
 {
     struct client *c = arg;
+    char *res = NULL, *err = NULL;
+    yajl_val t = NULL;
+    bool same = false;
+    int rc;
 
-    for (;;) {
-        char *res = NULL, *err = NULL;
-        yajl_val t = NULL;
-        bool stop, same = false;
-        int rc;
-
-        pthread_mutex_lock(&c->lock);
-        stop = c->stop;
-        pthread_mutex_unlock(&c->lock);
-        if (stop)
-            break;
-        rc = rpc_call(c->d->sock, "VM.list",
-                      "{\"debug_info\":\"client\",\"unit\":null}",
-                      CALL_TIMEOUT_MS, &res, &err);
-        if (rc == 0 && res && json_parse(res, strlen(res), &t) == 0)
-            same = json_equal(t, c->d->baseline);
-        pthread_mutex_lock(&c->lock);
-        if (rc || !res)
-            c->failures++;
-        else if (!same)
-            c->mismatches++;
-        else
-            c->answers++;
-        pthread_cond_broadcast(&c->cond);
-        pthread_mutex_unlock(&c->lock);
-        yajl_tree_free(t);
-        free(res);
-        free(err);
-        /* Pace the loop: a steady stream of answers is the point, not
-         * saturating a shared machine. */
-        sleep_ms(1);
-    }
-    return NULL;
+    rc = daemon_helper_call(&c->d->h, "VM.list",
+                            "{\"debug_info\":\"client\",\"unit\":null}",
+                            &res, &err);
+    if (rc == 0 && res && json_parse(res, strlen(res), &t) == 0)
+        same = json_equal(t, c->d->baseline);
+    pthread_mutex_lock(&c->loop.lock);
+    if (rc || !res)
+        c->failures++;
+    else if (!same)
+        c->mismatches++;
+    else
+        c->answers++;
+    pthread_cond_broadcast(&c->loop.cond);
+    pthread_mutex_unlock(&c->loop.lock);
+    yajl_tree_free(t);
+    free(res);
+    free(err);
+    /* Pace the loop: a steady stream of answers is the point, not
+     * saturating a shared machine. */
+    daemon_helper_sleep_ms(1);
+    return true;
 }
 
 static void
@@ -371,12 +170,7 @@ client_stop(struct client *c)
 {
     if (!c)
         return;
-    pthread_mutex_lock(&c->lock);
-    c->stop = true;
-    pthread_mutex_unlock(&c->lock);
-    pthread_join(c->thread, NULL);
-    pthread_mutex_destroy(&c->lock);
-    pthread_cond_destroy(&c->cond);
+    daemon_helper_loop_stop(&c->loop);
     free(c);
 }
 
@@ -390,20 +184,21 @@ client_wait_progress(struct client *c, const char *after)
 
     clock_gettime(CLOCK_REALTIME, &end);
     end.tv_sec += GUARD_MS / 1000;
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(&c->loop.lock);
     want = c->answers + 2;
     while (c->answers < want && !c->failures && !c->mismatches) {
-        if (pthread_cond_timedwait(&c->cond, &c->lock, &end) == ETIMEDOUT)
+        if (pthread_cond_timedwait(&c->loop.cond, &c->loop.lock,
+                                   &end) == ETIMEDOUT)
             break;
     }
     if (c->answers < want) {
         long f = c->failures, m = c->mismatches;
 
-        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(&c->loop.lock);
         fail_msg("after %s the client got no answer (failures %ld, "
                  "changed answers %ld)", after, f, m);
     }
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->loop.lock);
 }
 
 /* ---- setup and final checks ---- */
@@ -418,15 +213,17 @@ vm_record(const char *id)
         "\"ty\":[\"PV\",{}]}}", id);
 }
 
-/* Setup: a daemon (cleaned up by daemon_spawn itself on failure, as
- * cmocka runs no teardown after a failed setup). */
+/* Setup: a daemon. On failure everything is cleaned up here: cmocka runs
+ * no teardown after a failed setup. */
 static int
 setup(void **state)
 {
-    struct daemon *d = NULL;
+    struct daemon *d = xcalloc(1, sizeof(*d));
 
-    if (daemon_spawn(&d))
+    if (daemon_helper_spawn(&d->h, "xenops-bad")) {
+        free(d);
         return -1;
+    }
     *state = d;
     return 0;
 }
@@ -437,28 +234,24 @@ setup(void **state)
 static struct daemon *
 begin(void **state)
 {
+    static const char vbd[] =
+        "{\"debug_info\":\"test\",\"vbd\":{\"id\":[\"" VM_A "\",\"xvda\"],"
+        "\"backend\":[\"VDI\",\"" SR_UUID "/vdi-a\"]}}";
     struct daemon *d = *state;
     struct client *c;
     char *p;
-    yajl_val t;
 
     p = vm_record(VM_A);
-    t = call_ok(d, "VM.add", p);
-    yajl_tree_free(t);
+    assert_int_equal(daemon_helper_call_json(&d->h, "VM.add", p, NULL), 0);
     free(p);
-    t = call_ok(d, "VBD.add", "{\"debug_info\":\"test\",\"vbd\":{\"id\":[\""
-                VM_A "\",\"xvda\"],\"backend\":[\"VDI\",\"" SR_UUID
-                "/vdi-a\"]}}");
-    yajl_tree_free(t);
-    d->baseline = call_ok(d, "VM.list",
-                          "{\"debug_info\":\"test\",\"unit\":null}");
+    assert_int_equal(daemon_helper_call_json(&d->h, "VBD.add", vbd, NULL), 0);
+    assert_int_equal(daemon_helper_call_json(&d->h, "VM.list", VM_LIST,
+                                             &d->baseline), 0);
     assert_int_equal(json_array_len(d->baseline), 1);
 
     c = xcalloc(1, sizeof(*c));
     c->d = d;
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->cond, NULL);
-    assert_int_equal(pthread_create(&c->thread, NULL, client_main, c), 0);
+    assert_int_equal(daemon_helper_loop_start(&c->loop, client_step, c), 0);
     d->client = c;
     client_wait_progress(c, "start-up");
     return d;
@@ -504,23 +297,24 @@ final_checks(struct daemon *d)
 
     client_wait_progress(c, "the last bad request");
     d->client = NULL;
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(&c->loop.lock);
     answers = c->answers;
     failures = c->failures;
     mismatches = c->mismatches;
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->loop.lock);
     client_stop(c);
     assert_true(answers > 0);
     assert_int_equal(failures, 0);
     assert_int_equal(mismatches, 0);
     assert_true(daemon_alive(d));
-    t = call_ok(d, "VM.list", "{\"debug_info\":\"test\",\"unit\":null}");
+    assert_int_equal(daemon_helper_call_json(&d->h, "VM.list", VM_LIST, &t),
+                     0);
     assert_true(json_equal(t, d->baseline));
     yajl_tree_free(t);
 
-    unexpected_root = d->dir;
+    unexpected_root = d->h.dir;
     unexpected[0] = '\0';
-    assert_int_equal(nftw(d->dir, note_unexpected, 16, FTW_PHYS), 0);
+    assert_int_equal(nftw(d->h.dir, note_unexpected, 16, FTW_PHYS), 0);
     if (unexpected[0])
         fail_msg("unexpected files under the test dir:%s", unexpected);
     daemon_shutdown_cleanly(d);
@@ -552,13 +346,13 @@ raw_read_reply(int fd, struct raw_reply *r)
 {
     char *buf = xmalloc(REPLY_MAX + 1);
     size_t len = 0;
-    int64_t end = now_ms() + GUARD_MS;
+    int64_t end = daemon_helper_now_ms() + GUARD_MS;
     char *head_end;
 
     memset(r, 0, sizeof(*r));
     for (;;) {
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int left = (int)(end - now_ms());
+        int left = (int)(end - daemon_helper_now_ms());
         ssize_t n;
 
         if (left <= 0)
@@ -597,7 +391,7 @@ static void
 raw_exchange(const struct daemon *d, const char *data, size_t len,
              bool end_input, struct raw_reply *r)
 {
-    int fd = raw_connect(d->sock);
+    int fd = raw_connect(d->h.sock);
     size_t off = 0;
 
     while (off < len) {
@@ -710,7 +504,7 @@ test_badinput_truncated_request_is_dropped(void **state)
     }
     /* And the rude version: send half a request, then close. */
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
-        int fd = raw_connect(d->sock);
+        int fd = raw_connect(d->h.sock);
 
         assert_true(send(fd, cuts[i], strlen(cuts[i]), MSG_NOSIGNAL) > 0);
         close(fd);
@@ -1029,7 +823,7 @@ peer_run(struct daemon *d, const char *req, bool keep_dac_override,
     int status;
     pid_t pid;
 
-    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", d->sock);
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", d->h.sock);
     assert_int_equal(pipe2(p, O_CLOEXEC), 0);
     pid = fork();
     assert_true(pid >= 0);

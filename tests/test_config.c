@@ -982,6 +982,217 @@ test_config_migration_and_storage_keys(void **state)
     config_dispose(&c);
 }
 
+
+/* ---- issue 6: log-target, default config dir, fragments ---- */
+
+static void
+test_config_log_target_key(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_string_equal(f->c.log_target, "stderr");
+    assert_int_equal(config_set(&f->c, "log-target", "syslog", "t"), 0);
+    assert_string_equal(f->c.log_target, "syslog");
+    assert_int_equal(config_set(&f->c, "log-target", "journal", "t"),
+                     XO_EINVAL);
+    xo_err_clear();
+    assert_string_equal(f->c.log_target, "syslog");
+}
+
+/* Without config-dir the fragments of "<file>.d" are read, and config_dir
+ * names that dir so runtime changes land where the next start reads. */
+static void
+test_config_load_all_default_dir(void **state)
+{
+    struct fixture *f = *state;
+    char *file = write_file(f->dir, "xenopsd.conf", "worker-pool-size = 8\n");
+    char *dir = make_subdir(f->dir, "xenopsd.conf.d");
+    char *frag = write_file(dir, "10-a.conf", "worker-pool-size = 9\n");
+
+    assert_int_equal(config_load_all(&f->c, file), 0);
+    assert_int_equal(f->c.worker_pool_size, 9);
+    assert_string_equal(f->c.config_dir, dir);
+    free(frag);
+    free(dir);
+    free(file);
+}
+
+/* A config-dir key wins over the default; no file means no default. */
+static void
+test_config_load_all_explicit_dir_wins(void **state)
+{
+    struct fixture *f = *state;
+    char *other = make_subdir(f->dir, "other.d");
+    char *text = xasprintf("config-dir = %s\n", other);
+    char *file = write_file(f->dir, "xenopsd.conf", text);
+    char *dflt = make_subdir(f->dir, "xenopsd.conf.d");
+    char *frag = write_file(dflt, "10-a.conf", "worker-pool-size = 9\n");
+    struct config c;
+
+    assert_int_equal(config_load_all(&f->c, file), 0);
+    assert_string_equal(f->c.config_dir, other);
+    assert_int_equal(f->c.worker_pool_size, 4);
+    config_defaults(&c);
+    assert_int_equal(config_load_all(&c, NULL), 0);
+    assert_null(c.config_dir);
+    config_dispose(&c);
+    free(frag);
+    free(dflt);
+    free(file);
+    free(text);
+    free(other);
+}
+
+/* A relative config file gets an absolute default dir. */
+static void
+test_config_load_all_relative_file(void **state)
+{
+    struct fixture *f = *state;
+    char *file = write_file(f->dir, "rel.conf", "persist = false\n");
+    char cwd[4096];
+    char *want = xasprintf("%s/rel.conf.d", f->dir);
+
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_int_equal(chdir(f->dir), 0);
+    assert_int_equal(config_load_all(&f->c, "rel.conf"), 0);
+    assert_int_equal(chdir(cwd), 0);
+    assert_string_equal(f->c.config_dir, want);
+    assert_false(f->c.persist);
+    free(want);
+    free(file);
+}
+
+static char *
+slurp(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    char *buf = xcalloc(1, 65536);
+
+    assert_non_null(fp);
+    assert_true(fread(buf, 1, 65535, fp) < 65535);
+    fclose(fp);
+    return buf;
+}
+
+/* What config_write_fragment writes, config_load reads back, in a dir it
+ * creates; a second write replaces the file whole. */
+static void
+test_config_fragment_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    char *dir = xasprintf("%s/new/conf.d", f->dir);
+    char *path = xasprintf("%s/99-flags.conf", dir);
+    const struct config_pair pairs[] = {
+        { "xenopsd-vbd-plug-unplug-legacy", "false" },
+        { "worker-pool-size", "12" },
+    };
+    const struct config_pair again[] = {
+        { "xenopsd-vbd-plug-unplug-legacy", "true" },
+    };
+    char *text;
+
+    assert_int_equal(config_write_fragment(dir, "99-flags.conf",
+                                           "written by a test\nline two",
+                                           pairs, 2), 0);
+    text = slurp(path);
+    assert_string_equal(text, "# written by a test\n# line two\n"
+                        "xenopsd-vbd-plug-unplug-legacy = false\n"
+                        "worker-pool-size = 12\n");
+    free(text);
+    assert_int_equal(config_load(&f->c, NULL, dir), 0);
+    assert_false(f->c.vbd_plug_unplug_legacy);
+    assert_int_equal(f->c.worker_pool_size, 12);
+
+    assert_int_equal(config_write_fragment(dir, "99-flags.conf", NULL,
+                                           again, 1), 0);
+    text = slurp(path);
+    assert_string_equal(text, "xenopsd-vbd-plug-unplug-legacy = true\n");
+    free(text);
+    assert_int_equal(config_load(&f->c, NULL, dir), 0);
+    assert_true(f->c.vbd_plug_unplug_legacy);
+    free(path);
+    free(dir);
+}
+
+/* Anything that would not load back as written is refused and nothing is
+ * written: unknown key, bad value, a value the line syntax would change,
+ * a name the loader skips or that is not a plain name. */
+static void
+test_config_fragment_bad_input_writes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    char *dir = xasprintf("%s/conf.d", f->dir);
+    const struct config_pair bad[][1] = {
+        { { "no-such-key", "1" } },
+        { { "xenopsd-vbd-plug-unplug-legacy", "yes" } },
+        { { "sockets-path", "/a#b" } },
+        { { "sockets-path", "/a\nb" } },
+        { { "sockets-path", "/a " } },
+        { { "sockets-path", "\"/a\"" } },
+        { { "sockets-path", NULL } },
+        { { NULL, "x" } },
+    };
+    const struct config_pair good = { "persist", "false" };
+    struct stat st;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(config_write_fragment(dir, "99-x.conf", NULL,
+                                               bad[i], 1), XO_EINVAL);
+        xo_err_clear();
+    }
+    assert_int_equal(config_write_fragment(dir, ".hidden", NULL, &good, 1),
+                     XO_EINVAL);
+    assert_int_equal(config_write_fragment(dir, "a/b", NULL, &good, 1),
+                     XO_EINVAL);
+    assert_int_equal(config_write_fragment(dir, "", NULL, &good, 1),
+                     XO_EINVAL);
+    xo_err_clear();
+    assert_int_equal(stat(dir, &st), -1);
+    free(dir);
+}
+
+/* A write that fails (its temp file cannot be created) reports XO_EIO and
+ * leaves the old fragment whole. */
+static void
+test_config_fragment_write_failure_keeps_old(void **state)
+{
+    struct fixture *f = *state;
+    char *dir = make_subdir(f->dir, "conf.d");
+    const struct config_pair p = { "persist", "false" };
+    const struct config_pair q = { "persist", "true" };
+    char *tmp, *path, *text;
+
+    assert_int_equal(config_write_fragment(dir, "99-x.conf", NULL, &p, 1),
+                     0);
+    tmp = make_subdir(dir, ".99-x.conf.tmp");
+    assert_int_equal(config_write_fragment(dir, "99-x.conf", NULL, &q, 1),
+                     XO_EIO);
+    xo_err_clear();
+    path = xasprintf("%s/99-x.conf", dir);
+    text = slurp(path);
+    assert_string_equal(text, "persist = false\n");
+    free(text);
+    free(path);
+    free(tmp);
+    free(dir);
+}
+
+/* The sample installed by "make install" loads and sets nothing odd. */
+static void
+test_config_installed_sample_loads(void **state)
+{
+    struct fixture *f = *state;
+    const char *top = getenv("top_srcdir");
+    char *path = xasprintf("%s/scripts/xenopsd.conf.sample",
+                           top ? top : ".");
+
+    assert_int_equal(config_load(&f->c, path, NULL), 0);
+    assert_string_equal(f->c.sockets_path, "/var/lib/xcp");
+    assert_true(f->c.vbd_plug_unplug_legacy);
+    assert_string_equal(f->c.log_target, "stderr");
+    free(path);
+}
+
 int
 main(void)
 {
@@ -1026,6 +1237,14 @@ main(void)
         T(test_config_sample_file_loads),
         cmocka_unit_test(test_config_parse_bool_strict),
         cmocka_unit_test(test_config_dispose_idempotent),
+        T(test_config_log_target_key),
+        T(test_config_load_all_default_dir),
+        T(test_config_load_all_explicit_dir_wins),
+        T(test_config_load_all_relative_file),
+        T(test_config_fragment_round_trip),
+        T(test_config_fragment_bad_input_writes_nothing),
+        T(test_config_fragment_write_failure_keeps_old),
+        T(test_config_installed_sample_loads),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -144,36 +144,48 @@ assert_string_parses(const char *text, const char *want)
 #define NUL_ESCAPE "JSON string contains \\\\u0000"
 #define LONE_SURROGATE "JSON string has an unpaired surrogate escape"
 
+/* Each is invalid UTF-8 on its own and inside a JSON string. */
+static const char *const bad_utf8[] = {
+    "\xff\xfe",
+    "caf\xe9",                             /* Latin-1, not UTF-8 */
+    "\x80",                                /* lone continuation byte */
+    "\xc3",                                /* truncated */
+    "\xe2\x82",
+    "\xf0\x9f\x98",
+    "\xc3\xa9\xa9",                        /* one continuation too many */
+    /* Overlong forms: yajl alone accepts these. */
+    "\xc0\xaf",                            /* '/' */
+    "\xc0\x80",                            /* NUL */
+    "\xc1\xbf",
+    "\xe0\x80\xaf",
+    "\xe0\x9f\xbf",                        /* U+07FF in three bytes */
+    "\xf0\x80\x80\xaf",
+    "\xf0\x8f\xbf\xbf",                    /* U+FFFF in four bytes */
+    /* UTF-16 surrogates encoded as UTF-8. */
+    "\xed\xa0\x80",                        /* U+D800 */
+    "\xed\xbf\xbf",                        /* U+DFFF */
+    "\xed\xa0\xbd\xed\xb8\x80",            /* a "pair", CESU-8 style */
+    /* Beyond U+10FFFF, and the old 5- and 6-byte forms. */
+    "\xf4\x90\x80\x80",
+    "\xf5\x80\x80\x80",
+    "\xf7\xbf\xbf\xbf",
+    "\xf8\x88\x80\x80\x80",
+    "\xfc\x84\x80\x80\x80\x80",
+};
+
+/* The first and last code point of each length, either side of the
+ * surrogates, and the highest one. */
+static const char *const utf8_edges[] = {
+    "\x7f", "\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xed\x9f\xbf",
+    "\xee\x80\x80", "\xef\xbf\xbf", "\xf0\x90\x80\x80",
+    "\xf4\x8f\xbf\xbf",
+};
+
 static void
 test_json_parse_invalid_utf8(void **state)
 {
-    static const char *const bad[] = {
-        "[\"\xff\xfe\"]",
-        "[\"caf\xe9\"]",                    /* Latin-1, not UTF-8 */
-        "[\"\x80\"]",                       /* lone continuation byte */
-        "[\"\xc3\"]",                       /* truncated by the quote */
-        "[\"\xe2\x82\"]",
-        "[\"\xf0\x9f\x98\"]",
-        "[\"\xc3\xa9\xa9\"]",               /* one continuation too many */
-        /* Overlong forms: yajl alone accepts these. */
-        "[\"\xc0\xaf\"]",                   /* '/' */
-        "[\"\xc0\x80\"]",                   /* NUL */
-        "[\"\xc1\xbf\"]",
-        "[\"\xe0\x80\xaf\"]",
-        "[\"\xe0\x9f\xbf\"]",               /* U+07FF in three bytes */
-        "[\"\xf0\x80\x80\xaf\"]",
-        "[\"\xf0\x8f\xbf\xbf\"]",           /* U+FFFF in four bytes */
-        /* UTF-16 surrogates encoded as UTF-8. */
-        "[\"\xed\xa0\x80\"]",               /* U+D800 */
-        "[\"\xed\xbf\xbf\"]",               /* U+DFFF */
-        "[\"\xed\xa0\xbd\xed\xb8\x80\"]",   /* a "pair", CESU-8 style */
-        /* Beyond U+10FFFF, and the old 5- and 6-byte forms. */
-        "[\"\xf4\x90\x80\x80\"]",
-        "[\"\xf5\x80\x80\x80\"]",
-        "[\"\xf7\xbf\xbf\xbf\"]",
-        "[\"\xf8\x88\x80\x80\x80\"]",
-        "[\"\xfc\x84\x80\x80\x80\x80\"]",
-        /* In a key, and outside any string. */
+    /* In a key, and outside any string. */
+    static const char *const elsewhere[] = {
         "{\"\xfe\":1}",
         "[1]\xff",
         "[\xc0\xaf]",
@@ -181,27 +193,26 @@ test_json_parse_invalid_utf8(void **state)
     /* A sequence cut by len, though the buffer goes on with the rest. */
     static const char cut[] = "[\"\xe2\x82\xac\"]";
 
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_refused(bad[i], strlen(bad[i]), NOT_UTF8);
+    for (size_t i = 0; i < sizeof(bad_utf8) / sizeof(bad_utf8[0]); i++) {
+        char *text = xasprintf("[\"%s\"]", bad_utf8[i]);
+
+        assert_refused(text, strlen(text), NOT_UTF8);
+        free(text);
+    }
+    for (size_t i = 0; i < sizeof(elsewhere) / sizeof(elsewhere[0]); i++)
+        assert_refused(elsewhere[i], strlen(elsewhere[i]), NOT_UTF8);
     assert_refused(cut, 4, NOT_UTF8);
 }
 
 static void
 test_json_parse_valid_utf8(void **state)
 {
-    /* The first and last code point of each length, either side of the
-     * surrogates, and the highest one. */
-    static const char *const edges[] = {
-        "\x7f", "\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xed\x9f\xbf",
-        "\xee\x80\x80", "\xef\xbf\xbf", "\xf0\x90\x80\x80",
-        "\xf4\x8f\xbf\xbf",
-    };
     yajl_val v = NULL;
 
-    for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
-        char *text = xasprintf("[\"%s\"]", edges[i]);
+    for (size_t i = 0; i < sizeof(utf8_edges) / sizeof(utf8_edges[0]); i++) {
+        char *text = xasprintf("[\"%s\"]", utf8_edges[i]);
 
-        assert_string_parses(text, edges[i]);
+        assert_string_parses(text, utf8_edges[i]);
         free(text);
     }
     /* é € 😀, raw, in a value and in a key. */
@@ -210,6 +221,31 @@ test_json_parse_valid_utf8(void **state)
     v = parse_ok("{\"\xc3\xa9\":\"\xe2\x82\xac\"}");
     assert_string_equal(json_get_str(v, "\xc3\xa9"), "\xe2\x82\xac");
     yajl_tree_free(v);
+}
+
+static void
+test_json_utf8_valid_refuses_malformed(void **state)
+{
+    static const char euro[] = "\xe2\x82\xac";
+
+    for (size_t i = 0; i < sizeof(bad_utf8) / sizeof(bad_utf8[0]); i++) {
+        if (json_utf8_valid(bad_utf8[i], strlen(bad_utf8[i])))
+            fail_msg("invalid UTF-8 #%zu accepted", i);
+    }
+    /* Cut short by len, though the buffer goes on with the rest. */
+    assert_false(json_utf8_valid(euro, 2));
+    assert_true(json_utf8_valid(euro, 3));
+}
+
+static void
+test_json_utf8_valid_accepts_edges(void **state)
+{
+    for (size_t i = 0; i < sizeof(utf8_edges) / sizeof(utf8_edges[0]); i++)
+        assert_true(json_utf8_valid(utf8_edges[i], strlen(utf8_edges[i])));
+    /* NUL is U+0000; an empty buffer is valid; ASCII around a sequence. */
+    assert_true(json_utf8_valid("a\0b", 3));
+    assert_true(json_utf8_valid("", 0));
+    assert_true(json_utf8_valid("x\xc3\xa9y", 4));
 }
 
 static void
@@ -852,6 +888,8 @@ main(void)
         cmocka_unit_test(test_json_parse_malformed),
         cmocka_unit_test(test_json_parse_invalid_utf8),
         cmocka_unit_test(test_json_parse_valid_utf8),
+        cmocka_unit_test(test_json_utf8_valid_refuses_malformed),
+        cmocka_unit_test(test_json_utf8_valid_accepts_edges),
         cmocka_unit_test(test_json_parse_refuses_nul_escape),
         cmocka_unit_test(test_json_parse_refuses_unpaired_surrogate),
         cmocka_unit_test(test_json_parse_valid_escapes),

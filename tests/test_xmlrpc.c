@@ -362,6 +362,19 @@ test_xmlrpc_encode_control_characters(void **state)
     free(xml);
 }
 
+/* Two-, three- and four-byte sequences pass whole; U+FFFD, just below the
+ * two non-characters, is kept. */
+static void
+test_xmlrpc_encode_keeps_multibyte_utf8(void **state)
+{
+    char *xml = encode_value("\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
+                             "\xef\xbf\xbd\"");
+
+    assert_string_equal(xml, "<value><string>\xc3\xa9\xe2\x82\xac"
+                        "\xf0\x9f\x98\x80\xef\xbf\xbd</string></value>");
+    free(xml);
+}
+
 /* Every JSON shape comes back the same through a response document. */
 static void
 test_xmlrpc_round_trip(void **state)
@@ -866,6 +879,7 @@ main(void)
         T(test_xmlrpc_encode_types),
         T(test_xmlrpc_encode_escapes),
         T(test_xmlrpc_encode_control_characters),
+        T(test_xmlrpc_encode_keeps_multibyte_utf8),
         T(test_xmlrpc_round_trip),
         T(test_xmlrpc_encode_call_round_trip),
         T(test_xmlrpc_encode_fault),

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "config.h"
 #include "errors.h"
 #include "ids.h"
@@ -54,6 +55,7 @@ enum config_kind {
     CONFIG_KIND_UIDS,       /* char *, uid list or NULL */
     CONFIG_KIND_ADDR,       /* char *, "host:port" / "[v6]:port" or NULL */
     CONFIG_KIND_POLICY,     /* bool: "abort" = true, "force" = false */
+    CONFIG_KIND_LOG_TARGET, /* char *, "stderr" | "syslog" */
 };
 
 struct config_key {
@@ -103,6 +105,7 @@ static const struct config_key config_keys[] = {
       CONFIG_AT(storage_script_root), 0, 0 },
     { "sm-timeout-ms", CONFIG_KIND_INT64, CONFIG_AT(sm_timeout_ms), 100,
       86400000 },
+    { "log-target", CONFIG_KIND_LOG_TARGET, CONFIG_AT(log_target), 0, 0 },
 };
 
 /* xenopsd keys that xenops-c accepts in a shared xenopsd.conf but does not
@@ -168,6 +171,7 @@ config_defaults(struct config *c)
     c->migration_downtime_abort = false;
     c->sm_dir = xstrdup("/opt/xensource/sm");
     c->storage_script_root = xstrdup("/usr/libexec/xapi-storage-script");
+    c->log_target = xstrdup("stderr");
     c->sm_timeout_ms = 300000;
 }
 
@@ -178,7 +182,7 @@ config_dispose(struct config *c)
         &c->sockets_path, &c->database_path, &c->config_dir, &c->loglevel,
         &c->backend, &c->sim_srs, &c->rpc_allowed_uids,
         &c->migration_listen, &c->migration_token_file, &c->sm_dir,
-        &c->storage_script_root,
+        &c->storage_script_root, &c->log_target,
     };
 
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
@@ -505,6 +509,12 @@ config_check(const struct config_key *k, const char *value, char **str_r,
             reason = "not host:port (IPv4, or [IPv6]:port)";
         else
             *str_r = value[0] ? xstrdup(value) : NULL;
+        break;
+    case CONFIG_KIND_LOG_TARGET:
+        if (strcmp(value, "stderr") != 0 && strcmp(value, "syslog") != 0)
+            reason = "not 'stderr' or 'syslog'";
+        else
+            *str_r = xstrdup(value);
         break;
     case CONFIG_KIND_POLICY:
         if (strcmp(value, "abort") == 0)
@@ -892,5 +902,124 @@ config_load(struct config *c, const char *file, const char *dir)
         rc = config_load_dir(c, fragments);
 out:
     free(fragments);
+    return rc;
+}
+
+/* "<file>.d", absolute: xenopsd's "/etc/<name>.conf.d" for /etc/<name>.conf,
+ * and a config-dir value must be an absolute path. */
+static char *
+config_default_dir(const char *file)
+{
+    char cwd[CONFIG_PATH_MAX];
+
+    if (file[0] == '/')
+        return xasprintf("%s.d", file);
+    if (!getcwd(cwd, sizeof(cwd))) {
+        LOGE(WARN, "no default config dir for '%s': cannot get the current "
+             "directory", file);
+        return NULL;
+    }
+    return xasprintf("%s/%s.d", strcmp(cwd, "/") == 0 ? "" : cwd, file);
+}
+
+int
+config_load_all(struct config *c, const char *file)
+{
+    char *dir = NULL;
+    int rc;
+
+    rc = config_load(c, file, NULL);
+    if (rc || c->config_dir || !file)
+        return rc;
+    dir = config_default_dir(file);
+    if (!dir || !config_is_abs_path(dir)) {
+        free(dir);
+        return 0;
+    }
+    c->config_dir = dir;
+    return config_load(c, NULL, dir);
+}
+
+/* Whether value survives a round trip through config_parse_line as is. */
+static bool
+config_value_on_a_line(const char *v)
+{
+    size_t n = strlen(v);
+
+    if (n == 0)
+        return true;
+    if (strpbrk(v, "#\n\r"))
+        return false;
+    if (strchr(CONFIG_TRIM, v[0]) || strchr(CONFIG_TRIM, v[n - 1]))
+        return false;
+    return !(n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]);
+}
+
+/* Check one pair for config_write_fragment; sets the detail. */
+static int
+config_check_pair(const struct config_pair *p)
+{
+    char shown[CONFIG_SHOWN_MAX + 1];
+    const struct config_key *k = p->key ? config_find_key(p->key) : NULL;
+    char why[128];
+    char *str = NULL;
+    int64_t num;
+
+    if (!k) {
+        config_shown(p->key ? p->key : "", shown, sizeof(shown));
+        LOG(ERROR, "cannot persist unknown config key '%s'", shown);
+        return xo_err_internal_code(XO_EINVAL, "cannot persist unknown "
+                                    "config key '%s'", shown);
+    }
+    if (!p->value || !config_value_on_a_line(p->value) ||
+        config_check(k, p->value, &str, &num, why, sizeof(why))) {
+        config_shown(p->value ? p->value : "", shown, sizeof(shown));
+        LOG(ERROR, "cannot persist value '%s' for config key '%s'", shown,
+            k->name);
+        return xo_err_internal_code(XO_EINVAL, "cannot persist value '%s' "
+                                    "for config key '%s'", shown, k->name);
+    }
+    free(str);
+    return 0;
+}
+
+int
+config_write_fragment(const char *dir, const char *name,
+                      const char *header, const struct config_pair *pairs,
+                      size_t n)
+{
+    char *text = NULL;
+    char *line;
+    int rc = 0;
+
+    if (!name || name[0] == '.' || name[0] == '\0' || strchr(name, '/')) {
+        LOG(ERROR, "bad config fragment name in '%s'", dir);
+        rc = xo_err_internal_code(XO_EINVAL, "bad config fragment name");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rc = config_check_pair(&pairs[i]);
+        if (rc)
+            goto out;
+    }
+    text = xstrdup("");
+    for (const char *h = header ? header : ""; *h;) {
+        size_t len = strcspn(h, "\n");
+
+        line = xasprintf("%s# %.*s\n", text, (int)len, h);
+        free(text);
+        text = line;
+        h += len + (h[len] == '\n');
+    }
+    for (size_t i = 0; i < n; i++) {
+        line = xasprintf("%s%s = %s\n", text, pairs[i].key, pairs[i].value);
+        free(text);
+        text = line;
+    }
+    rc = atomicfile_mkdirs(dir);
+    if (!rc)
+        rc = atomicfile_write(dir, name, text, strlen(text));
+out:
+    free(text);
     return rc;
 }

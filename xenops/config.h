@@ -83,6 +83,12 @@ struct config {
                                       /usr/libexec/xapi-storage-script */
     int64_t sm_timeout_ms;         /* "sm-timeout-ms": per driver command,
                                       default 300000, 100..86400000 */
+
+    /* administration */
+    char *log_target;              /* "log-target": "stderr" (default) or
+                                      "syslog" (facility daemon, ident
+                                      xenopsd-c; journald keeps the
+                                      level); "loglevel" filters both */
 };
 
 /* Bounds on input: longer lines and bigger files are refused. */
@@ -158,5 +164,34 @@ int config_rpc_allowed_uids(const struct config *c, uid_t **uids_r,
 
 /* Free the strings of c and NULL them; idempotent. */
 void config_dispose(struct config *c);
+
+/*
+ * config_load(c, file, NULL), then, when neither the command line nor a
+ * file named a config dir and file is given, the default config dir
+ * "<file>.d" (made absolute, e.g. /etc/xenopsd.conf.d): c->config_dir is
+ * set to it (whether it exists or not) so that runtime changes persisted
+ * there (HOST.set_feature) are read by the next start. Same errors as
+ * config_load.
+ */
+int config_load_all(struct config *c, const char *file);
+
+/* One "key = value" line of a fragment. */
+struct config_pair {
+    const char *key;
+    const char *value;
+};
+
+/*
+ * Write the fragment dir/name crash-safely (atomicfile.h; dir is created,
+ * mode 0700, if missing): header, each of its lines prefixed "# ", then a
+ * "key = value" line per pair. Every key must be one config_set applies
+ * and every value valid for it and representable on a line (no '#', line
+ * break, surrounding blanks or quotes), and name a plain file name not
+ * starting with '.', so the file always loads as written: else XO_EINVAL
+ * (detail set) and nothing is written. XO_EIO if the write fails.
+ */
+int config_write_fragment(const char *dir, const char *name,
+                          const char *header,
+                          const struct config_pair *pairs, size_t n);
 
 #endif

@@ -74,6 +74,26 @@ json_utf8_len(const unsigned char *s, size_t avail)
     return n;
 }
 
+bool
+json_utf8_valid(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    size_t n;
+
+    while (i < len) {
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        n = json_utf8_len(s + i, len - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
 /* The UTF-16 code unit written as four hex digits at s, or -1. */
 static long
 json_hex4(const unsigned char *s, size_t avail)

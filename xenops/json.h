@@ -28,6 +28,13 @@
  */
 int json_parse(const char *text, size_t len, yajl_val *tree_r);
 
+/*
+ * Whether len bytes are well-formed UTF-8 as RFC 3629 section 4 defines it:
+ * no overlong forms, no encoded surrogates (U+D800..U+DFFF), nothing above
+ * U+10FFFF, no sequence cut short by len. A NUL byte is U+0000 and valid.
+ */
+bool json_utf8_valid(const char *s, size_t len);
+
 /* Member of an object by case-insensitive key; NULL if absent or obj is not
  * an object. */
 yajl_val json_get(yajl_val obj, const char *key);

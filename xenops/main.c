@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
  * xenopsd-c: start-up. Reads the configuration like xenopsd
- * (--config FILE, then --config-dir fragments; any key can also be given
- * as --<key> VALUE or --<key>=VALUE, applied before the files as xenopsd's
- * cmdliner defaults are), builds the server, serves the message interface
- * on <sockets-path>/xenopsd and runs until SIGTERM/SIGINT or
- * DEBUG.shutdown.
+ * (--config FILE, then the fragments of --config-dir, by default FILE.d;
+ * any key can also be given as --<key> VALUE or --<key>=VALUE, applied
+ * before the files as xenopsd's cmdliner defaults are), builds the
+ * server, serves the message interface on <sockets-path>/xenopsd and runs
+ * until SIGTERM/SIGINT or DEBUG.shutdown.
  */
 #include <errno.h>
 #include <signal.h>
@@ -154,12 +154,14 @@ main(int argc, char **argv)
     }
     if (!config_file && access(DEFAULT_CONFIG, R_OK) == 0)
         config_file = xstrdup(DEFAULT_CONFIG);
-    if (config_load(&cfg, config_file, NULL) != 0) {
+    if (config_load_all(&cfg, config_file) != 0) {
         fprintf(stderr, "xenopsd-c: configuration error (see above)\n");
         goto out;
     }
     if (log_level_parse(cfg.loglevel, &lvl) == 0)
         log_set_level(lvl);
+    if (strcmp(cfg.log_target, "syslog") == 0)
+        log_use_syslog("xenopsd-c");
 
     if (pipe(stop_pipe) < 0) {
         LOGE(ERROR, "pipe");

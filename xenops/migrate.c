@@ -28,7 +28,9 @@
  * Only activation (~10 ms per VBD) sits inside the downtime; in legacy
  * mode the 300 ms attaches do too.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -40,6 +42,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "atom.h"
+#include "atomicfile.h"
 #include "backend.h"
 #include "backend_sim.h"
 #include "config.h"
@@ -61,13 +64,24 @@
 #include "updates.h"
 #include "vmextra.h"
 #include "xalloc.h"
+#include "xstree.h"
 
 /* How long each side waits for the other at a handshake. Phase A attaches
  * every early VBD, so the first wait is generous. */
 #define HS_TIMEOUT_MS (5 * 60 * 1000)
 #define RPC_TIMEOUT_MS 60000
 #define MEM_RENDEZVOUS_MS 60000
+/* How long the sender keeps asking a receiver it lost past the point of
+ * no return whether the VM runs there, before it leaves the VM paused. */
+#define PROBE_WINDOW_MS 60000
 #define RPC_BODY_MAX (16u * 1024 * 1024)
+/* Workers of the pool that runs the Parallel groups of migrations: one
+ * chunk of VBDs for each half of a localhost migration. The switch-over
+ * activates (and deactivates) every VBD inside the downtime; on the
+ * shared parallel pool (worker-pool-size, 4 by default) 16 VBDs took four
+ * rounds of activation latency instead of two, and another VM's
+ * operations could make a downtime longer. */
+#define MIGRATE_POOL_WORKERS (2 * EXEC_CHUNK)
 
 /* ---- clock ---- */
 
@@ -106,6 +120,8 @@ struct mem_slot {
 };
 
 struct migrate_state {
+    struct queue_pool *pool;    /* Parallel groups of migrations */
+    struct exec_env env;        /* srv->env with that pool */
     struct migrate_listener *tcp;
     struct migrate_listener *fwd;
     const struct rpc_method *methods;
@@ -155,18 +171,28 @@ mem_park(struct migrate_state *m, const char *id, int fd)
     close(fd);
 }
 
-/* The receive claims the parked fd for id (waits up to the rendezvous
- * limit); -1 if none came. */
-static int
-mem_claim(struct migrate_state *m, const char *id)
+/* True once the VM channel has anything to read: before "1-mem ACK" the
+ * sender sends nothing on it, so that is its close or a broken link. */
+static bool
+channel_closed(int vm_fd)
 {
-    struct timespec dl;
+    struct pollfd p = { vm_fd, POLLIN | POLLRDHUP, 0 };
+
+    return poll(&p, 1, 0) > 0;
+}
+
+/* The receive claims the parked fd for id (waits up to the rendezvous
+ * limit, less if the VM channel vm_fd closes); -1 if none came. */
+static int
+mem_claim(struct migrate_state *m, const char *id, int vm_fd)
+{
+    int64_t end = now_ns() + (int64_t)MEM_RENDEZVOUS_MS * 1000000;
     int fd = -1;
 
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += MEM_RENDEZVOUS_MS / 1000;
     pthread_mutex_lock(&m->lock);
     for (;;) {
+        struct timespec dl;
+
         for (struct mem_slot *s = m->slots; s; s = s->next) {
             if (!s->taken && strcmp(s->id, id) == 0) {
                 s->taken = true;
@@ -174,9 +200,16 @@ mem_claim(struct migrate_state *m, const char *id)
                 break;
             }
         }
-        if (fd >= 0 ||
-            pthread_cond_timedwait(&m->cond, &m->lock, &dl) == ETIMEDOUT)
+        if (fd >= 0 || now_ns() >= end || channel_closed(vm_fd))
             break;
+        /* Short slices: the VM channel is polled between them. */
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_nsec += 200 * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&m->cond, &m->lock, &dl);
     }
     pthread_mutex_unlock(&m->lock);
     return fd;
@@ -194,6 +227,70 @@ mem_release(struct migrate_state *m, int fd)
 }
 
 /* ---- helpers shared by both sides ---- */
+
+/* The executor environment of migrations (the server's when the receiver
+ * was not started, as in unit tests). */
+static const struct exec_env *
+mig_env(struct server *srv)
+{
+    return srv->mig ? &srv->mig->env : &srv->env;
+}
+
+static bool
+is_activation(const struct atom *a)
+{
+    return a->kind == ATOM_VBD_ACTIVATE || a->kind == ATOM_VBD_DEACTIVATE;
+}
+
+/* Regroup a's children into Parallels of at most EXEC_CHUNK, level by
+ * level, until a has at most EXEC_CHUNK children. */
+static void
+fan_out(struct atom *a)
+{
+    while (a->n_children > EXEC_CHUNK) {
+        struct atom **kids = a->children;
+        size_t n = a->n_children;
+
+        a->children = NULL;
+        a->n_children = 0;
+        for (size_t i = 0; i < n; i += EXEC_CHUNK) {
+            struct atom *g = atom_new_group(ATOM_PARALLEL, a->vm, a->text);
+
+            for (size_t k = i; k < n && k < i + EXEC_CHUNK; k++)
+                atom_add(g, kids[k]);
+            atom_add(a, g);
+        }
+        free(kids);
+    }
+}
+
+/*
+ * The switch-over (de)activates all of a paused VM's VBDs, and the
+ * downtime lasts until the last one is done. The executor runs a Parallel
+ * in chunks of EXEC_CHUNK, one chunk after the other (xenopsd's
+ * max_parallel_atoms, which bounds bursts of SM attach and plug work), so
+ * 16 VBDs paid two rounds of activation latency. A Parallel made only of
+ * VBD_activate / VBD_deactivate leaves is light work and is regrouped so
+ * that every chunk runs at once; anything else (VBD_plug in legacy mode,
+ * attaches) keeps xenopsd's chunking.
+ */
+static struct atom *
+spread_activations(struct atom *a)
+{
+    bool only = a && a->kind == ATOM_PARALLEL &&
+                a->n_children > EXEC_CHUNK;
+
+    if (!a || !atom_is_group(a))
+        return a;
+    for (size_t i = 0; only && i < a->n_children; i++)
+        only = is_activation(a->children[i]);
+    if (only)
+        fan_out(a);
+    else
+        for (size_t i = 0; i < a->n_children; i++)
+            spread_activations(a->children[i]);
+    return a;
+}
 
 /* Run a tree in op (journalled); NULL tree is nothing to do. */
 static int
@@ -255,10 +352,224 @@ struct receive_job {
     bool finished;
 };
 
-/* Everything the receiver did is undone: datapaths (early attaches
- * included), the domain, and the VM's records under whichever id. */
+static struct atom *
+best_effort(struct atom *a)
+{
+    struct atom *g = atom_new_group(ATOM_BEST_EFFORT, a->vm, NULL);
+
+    atom_add(g, a);
+    return g;
+}
+
+/*
+ * xenopsd's VM_remove also drops the VM's xenstore records (the backend's
+ * VM.remove); our backend interface has no such call, and the simulator
+ * keeps /vm/<id> while the (empty) device directories that VBD_set_active
+ * leaves are in it. For a temporary id that blocks the VM's next migration
+ * from this host (VM_rename to it finds the path taken), so once the VM is
+ * gone under vm, its records go too.
+ */
 static void
-receive_cleanup(struct server *srv, struct exec_op *op, const char *vm)
+forget_backend_records(struct server *srv, const char *vm)
+{
+    struct xstree *xs = backend_sim_xstree(srv->backend);
+    char p[64];
+
+    if (!xs || vmextra_exists(srv->store, vm))
+        return;
+    snprintf(p, sizeof(p), "/vm/%s", vm);
+    if (xstree_rm(xs, p))
+        xo_err_clear();
+    snprintf(p, sizeof(p), "/xapi/%s", vm);
+    if (xstree_rm(xs, p))
+        xo_err_clear();
+}
+
+/* ---- crash journal ----
+ *
+ * A daemon killed mid-migration loses its simulated domains, but its
+ * records survive: the receiver's VM under the temporary or (in phase C)
+ * the final id, the sender's under its temporary id. Each half keeps a
+ * marker in <database-path>/migrations while it is in flight, and the next
+ * start (migrate_receiver_start) settles what a marker names, touching
+ * only VMs without a domain:
+ *   receive-<tmp>.json {"tmp", "final", "final_existed"}: until the
+ *     receiver unpaused the VM, it never ran here: its records go (under
+ *     both ids; the final id's only if this receive created it);
+ *   send-<vm>.json {"vm", "tmp"}: the VM's definition stays: the
+ *     temporary id is renamed back to the VM's, or dropped if the VM's id
+ *     exists (a localhost migration's receiver brought it back).
+ * Receive markers are settled first, so a localhost migration ends with
+ * the sender's record under the VM's id.
+ */
+
+static char *
+journal_dir(struct server *srv)
+{
+    if (!srv->cfg->persist || !srv->cfg->database_path)
+        return NULL;
+    return xasprintf("%s/migrations", srv->cfg->database_path);
+}
+
+/* Best effort: without the marker a crash leaves records to tidy by
+ * hand, which is logged, but the migration itself is unaffected. */
+static void
+journal_put(struct server *srv, const char *name, const char *json)
+{
+    char *dir = journal_dir(srv);
+
+    if (dir && (atomicfile_mkdirs(dir) ||
+                atomicfile_write(dir, name, json, strlen(json)))) {
+        LOG(WARN, "cannot write migration marker '%s'", name);
+        xo_err_clear();
+    }
+    free(dir);
+}
+
+static void
+journal_drop(struct server *srv, const char *name)
+{
+    char *dir = journal_dir(srv);
+
+    if (dir && atomicfile_remove(dir, name))
+        xo_err_clear();
+    free(dir);
+}
+
+/* True if vm has records and no domain. */
+static bool
+halted_record(struct server *srv, const char *vm)
+{
+    struct backend_vm_state st;
+
+    if (!vmextra_exists(srv->store, vm))
+        return false;
+    if (srv->backend->ops->vm_get_state(srv->backend, vm, &st)) {
+        xo_err_clear();
+        return false;
+    }
+    if (st.power != BACKEND_HALTED) {
+        LOGVM(WARN, vm, "interrupted migration: has a domain, left alone");
+        return false;
+    }
+    return true;
+}
+
+static void
+recover_run(struct server *srv, struct atom *a, const char *what)
+{
+    struct exec_op op;
+
+    exec_op_init(&op, mig_env(srv), NULL, server_legacy(srv));
+    if (exec_run(&op, a)) {
+        LOGVM(ERROR, a->vm, "interrupted migration: cannot %s", what);
+        xo_err_clear();
+    } else {
+        LOGVM(INFO, a->vm, "interrupted migration: %s", what);
+    }
+    exec_commit(&op);
+    exec_op_dispose(&op);
+    atom_free(a);
+}
+
+static void
+recover_receive(struct server *srv, yajl_val m)
+{
+    const char *tmp = json_get_str(m, "tmp");
+    const char *fin = json_get_str(m, "final");
+    yajl_val ex = json_get(m, "final_existed");
+    const char *ids[2] = { tmp, YAJL_IS_FALSE(ex) ? fin : NULL };
+
+    for (int i = 0; i < 2; i++) {
+        if (!ids[i] || ids_check_vm(ids[i])) {
+            xo_err_clear();
+            continue;
+        }
+        if (!halted_record(srv, ids[i]))
+            continue;
+        recover_run(srv, atom_new(ATOM_VM_REMOVE, ids[i]),
+                    "removed the receiver's records");
+        forget_backend_records(srv, ids[i]);
+    }
+}
+
+static void
+recover_send(struct server *srv, yajl_val m)
+{
+    const char *vm = json_get_str(m, "vm");
+    const char *tmp = json_get_str(m, "tmp");
+
+    if (!vm || !tmp || ids_check_vm(vm) || ids_check_vm(tmp)) {
+        xo_err_clear();
+        return;
+    }
+    if (!halted_record(srv, tmp))
+        return;
+    if (vmextra_exists(srv->store, vm)) {
+        recover_run(srv, atom_new(ATOM_VM_REMOVE, tmp),
+                    "dropped the sender's temporary records");
+        forget_backend_records(srv, tmp);
+    } else {
+        recover_run(srv, leaf(ATOM_VM_RENAME, tmp, vm),
+                    "renamed the sender's VM back");
+    }
+}
+
+/* Settle the markers of migrations a crash interrupted (receives first). */
+static void
+migrate_recover(struct server *srv)
+{
+    char *dir = journal_dir(srv);
+    DIR *d = dir ? opendir(dir) : NULL;
+    struct dirent *e;
+    char **names = NULL;
+    size_t n = 0;
+
+    while (d && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "send-", 5) != 0 &&
+            strncmp(e->d_name, "receive-", 8) != 0)
+            continue;
+        names = xrealloc(names, (n + 1) * sizeof(*names));
+        names[n++] = xstrdup(e->d_name);
+    }
+    if (d)
+        closedir(d);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n; i++) {
+            bool recv = names[i][0] == 'r';
+            char *text = NULL;
+            yajl_val m = NULL;
+            size_t len;
+
+            if (recv != (pass == 0))
+                continue;
+            if (atomicfile_read(dir, names[i], 4096, &text, &len) ||
+                json_parse(text, len, &m)) {
+                LOG(WARN, "unreadable migration marker '%s' dropped",
+                    names[i]);
+                xo_err_clear();
+            } else if (recv) {
+                recover_receive(srv, m);
+            } else {
+                recover_send(srv, m);
+            }
+            yajl_tree_free(m);
+            free(text);
+            journal_drop(srv, names[i]);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    free(dir);
+}
+
+/* Everything the receiver did is undone: datapaths (early attaches
+ * included), the domain, the devices' active flags (v's devices; v may be
+ * NULL) and the VM's records under whichever id. */
+static void
+receive_cleanup(struct server *srv, struct exec_op *op, const char *vm,
+                const struct server_vm_view *v)
 {
     struct atom *rm;
 
@@ -267,10 +578,23 @@ receive_cleanup(struct server *srv, struct exec_op *op, const char *vm)
     if (exec_run(op, rm))
         xo_err_clear();
     atom_free(rm);
+    /* Phase A marked the devices active; left behind, the flags keep the
+     * id's records alive in the backend after the VM is gone. */
+    rm = atom_new_group(ATOM_SERIAL, vm, "Devices.deactivate");
+    for (size_t i = 0; v && i < v->vm.n_vbds; i++)
+        atom_add(rm, best_effort(atom_new_dev(ATOM_VBD_SET_ACTIVE, vm,
+                                              v->vm.vbds[i].dev, false)));
+    for (size_t i = 0; v && i < v->vm.n_vifs; i++)
+        atom_add(rm, best_effort(atom_new_dev(ATOM_VIF_SET_ACTIVE, vm,
+                                              v->vm.vifs[i].dev, false)));
+    if (exec_run(op, rm))
+        xo_err_clear();
+    atom_free(rm);
     rm = atom_new(ATOM_VM_REMOVE, vm);
     if (exec_run(op, rm))
         xo_err_clear();
     atom_free(rm);
+    forget_backend_records(srv, vm);
     exec_commit(op);
     LOGVM(INFO, vm, "receive cleaned up");
 }
@@ -301,12 +625,22 @@ receive_run(void *arg)
     int64_t t_a, t_a_end, t_c, t_unpause, t_attach_in = 0;
     double unpaused_at = 0;
     size_t n_early = 0;
-    char *err = NULL, *stats = NULL;
+    char *err = NULL, *stats = NULL, *marker = NULL;
     const char *cur = j->id;
     int mem_fd = -1, rc;
     bool view = false;
 
-    exec_op_init(&op, &srv->env, j->task, j->legacy);
+    exec_op_init(&op, mig_env(srv), j->task, j->legacy);
+    marker = xasprintf("receive-%s.json", j->id);
+    {
+        char *json = xasprintf("{\"tmp\":\"%s\",\"final\":\"%s\","
+                               "\"final_existed\":%s}", j->id, j->final_id,
+                               vmextra_exists(srv->store, j->final_id)
+                                   ? "true" : "false");
+
+        journal_put(srv, marker, json);
+        free(json);
+    }
     t_a = now_ns();
     /* Phase A: the VM still runs on the source. */
     rc = server_vm_view_load(srv, j->id, &v);
@@ -338,7 +672,12 @@ receive_run(void *arg)
     }
 
     /* Phase B: memory. */
-    mem_fd = mem_claim(m, j->id);
+    mem_fd = mem_claim(m, j->id, j->fd);
+    if (mem_fd < 0 && channel_closed(j->fd)) {
+        rc = xo_err_internal_code(XO_EIO, "sender went away before the "
+                                  "memory channel");
+        goto fail;
+    }
     if (mem_fd < 0) {
         rc = xo_err_internal_code(XO_ETIMEDOUT, "no memory channel came");
         goto fail;
@@ -377,7 +716,8 @@ receive_run(void *arg)
         goto fail_c;
     cur = j->final_id;
     v.vm.id = j->final_id;
-    a = expand_vm_restore_devices(&v.vm, j->legacy, true);
+    a = spread_activations(expand_vm_restore_devices(&v.vm, j->legacy,
+                                                     true));
     t_attach_in = now_ns();
     rc = run_tree(&op, a);
     t_attach_in = now_ns() - t_attach_in;
@@ -392,6 +732,8 @@ receive_run(void *arg)
     if (rc)
         goto fail_c;
     exec_commit(&op);
+    /* The VM runs here now: a crash from here on must not remove it. */
+    journal_drop(srv, marker);
     migrate_handshake_send(j->fd, NULL);
     g = guest_of(srv, j->final_id);
     if (g && migrate_mem_measure_downtime(g, &mo, &ms))
@@ -426,7 +768,7 @@ receive_run(void *arg)
 fail_a:
     hs_error(j->fd, rc);
 fail:
-    receive_cleanup(srv, &op, cur);
+    receive_cleanup(srv, &op, cur, view ? &v : NULL);
     goto failed;
 fail_c:
     /* Clean up first (the VM's name and disks must be free), then tell
@@ -434,11 +776,12 @@ fail_c:
     {
         char *e = xo_err_take_json(rc);
 
-        receive_cleanup(srv, &op, cur);
+        receive_cleanup(srv, &op, cur, view ? &v : NULL);
         xo_err_set_json(rc, e);
     }
     hs_error(j->fd, rc);
 failed:
+    journal_drop(srv, marker);
     LOGVM(WARN, j->id, "receive failed: %s", xo_strerror(rc));
     task_fail(j->task, xo_err_take_json(rc));
 out:
@@ -449,6 +792,7 @@ out:
     exec_op_dispose(&op);
     free(err);
     free(stats);
+    free(marker);
     pthread_mutex_lock(&j->lock);
     j->finished = true;
     pthread_cond_broadcast(&j->cond);
@@ -654,6 +998,32 @@ source_resume(struct send_job *j, struct exec_op *op,
     LOGVM(INFO, j->vm, "migration failed; running on the source again");
 }
 
+/*
+ * Phase A can take long (every early attach): wait for the receiver's
+ * handshake 1 on fd, but give up when the task is cancelled. Closing the
+ * channel then makes the receiver clean up when its phase A ends.
+ */
+static int
+wait_cancellable(int fd, struct task *task)
+{
+    int64_t end = now_ns() + (int64_t)HS_TIMEOUT_MS * 1000000;
+    struct pollfd p = { fd, POLLIN, 0 };
+    int rc;
+
+    while ((rc = poll(&p, 1, 100)) <= 0) {
+        if (rc < 0 && errno != EINTR)
+            return xo_err_internal_code(XO_EIO, "poll: %s",
+                                        strerror(errno));
+        rc = task_check_cancel(task);
+        if (rc)
+            return rc;
+        if (now_ns() >= end)
+            return xo_err_internal_code(XO_ETIMEDOUT, "the receiver did "
+                                        "not finish phase A");
+    }
+    return 0;
+}
+
 /* After a broken channel past the point of no return: does the VM run on
  * the receiver? 1 yes, 0 surely not, -1 unknown. */
 static int
@@ -662,9 +1032,12 @@ receiver_has_vm(const struct migrate_url *u, const char *vm)
     char *params = xasprintf("{\"debug_info\":\"migrate-probe\",\"id\":"
                              "\"%s\"}", vm);
     char *res = NULL, *err = NULL;
+    int64_t end = now_ns() + (int64_t)PROBE_WINDOW_MS * 1000000;
     int verdict = -1;
 
-    for (int i = 0; i < 5 && verdict < 0; i++) {
+    /* Until the window closes: a link that comes back within it settles
+     * the outcome (and the source's cleanup) without anyone's help. */
+    while (verdict < 0 && now_ns() < end) {
         if (migrate_http_rpc(u, "VM.stat", params, 5000, &res, &err)) {
             xo_err_clear();
             sleep(1);
@@ -677,6 +1050,8 @@ receiver_has_vm(const struct migrate_url *u, const char *vm)
         free(res);
         free(err);
         res = err = NULL;
+        if (verdict < 0)
+            sleep(1);
     }
     free(params);
     return verdict;
@@ -805,14 +1180,14 @@ send_run(void *arg)
     struct migrate_kv ck[5];
     struct exec_op op;
     struct sim_guest *g;
-    char *err = NULL, *rstats = NULL, *res = NULL;
+    char *err = NULL, *rstats = NULL, *res = NULL, *marker = NULL;
     int64_t t0 = now_ns(), t_a = 0, t_b = 0, t_end, deact = 0;
     int vm_fd = -1, mem_fd = -1, rc;
     bool view = false, have_url = false, renamed = false;
-    bool deactivated = false;
+    bool deactivated = false, unknown = false;
 
     memset(&ms, 0, sizeof(ms));
-    exec_op_init(&op, &srv->env, j->task, j->legacy);
+    exec_op_init(&op, mig_env(srv), j->task, j->legacy);
     queue_alias(srv->pool_default, j->vm, j->tmp_src);
     rc = srv->backend->ops->vm_get_state(srv->backend, j->vm, &st);
     if (!rc && st.power != BACKEND_RUNNING && st.power != BACKEND_PAUSED)
@@ -833,6 +1208,14 @@ send_run(void *arg)
         goto fail;
     have_url = true;
     add_token(srv, &u);
+    marker = xasprintf("send-%s.json", j->vm);
+    {
+        char *json = xasprintf("{\"vm\":\"%s\",\"tmp\":\"%s\"}", j->vm,
+                               j->tmp_src);
+
+        journal_put(srv, marker, json);
+        free(json);
+    }
 
     /* 0: metadata under the receiver's temporary id. */
     rc = import_remote(j, &u);
@@ -855,6 +1238,8 @@ send_run(void *arg)
                               RPC_TIMEOUT_MS);
         free(suffix);
     }
+    if (!rc)
+        rc = wait_cancellable(vm_fd, j->task);
     if (!rc)
         rc = migrate_handshake_recv(vm_fd, HS_TIMEOUT_MS, &err);
     if (!rc && err)
@@ -895,8 +1280,9 @@ send_run(void *arg)
         goto fail_mem;
     /* Downtime: free the disks for the receiver, take the temporary name. */
     deact = now_ns();
-    rc = run_tree(&op, vbd_group(&v, j->vm, ATOM_VBD_DEACTIVATE,
-                                 "VBDs.deactivate for migration"));
+    rc = run_tree(&op, spread_activations(vbd_group(
+                           &v, j->vm, ATOM_VBD_DEACTIVATE,
+                           "VBDs.deactivate for migration")));
     deact = now_ns() - deact;
     deactivated = true;
     if (!rc) {
@@ -924,7 +1310,12 @@ send_run(void *arg)
         goto fail_mem;
     }
     if (rc) {
-        int has = receiver_has_vm(&u, j->vm);
+        int has;
+
+        xo_err_clear();
+        LOGVM(WARN, j->vm, "lost the receiver past the point of no return; "
+              "asking it whether the VM runs there");
+        has = receiver_has_vm(&u, j->vm);
 
         if (has == 0) {
             rc = xo_err_internal_code(XO_EIO, "receiver lost before "
@@ -937,6 +1328,8 @@ send_run(void *arg)
             rc = xo_err_internal("migration outcome unknown: receiver "
                                  "unreachable; VM left paused as %s",
                                  j->tmp_src);
+            /* A restart renames it back (the marker stays). */
+            unknown = true;
             goto fail;
         }
         xo_err_clear();
@@ -954,15 +1347,21 @@ send_run(void *arg)
             struct atom *t = atom_new_group(ATOM_SERIAL, j->tmp_src,
                                             "migration cleanup");
 
-            atom_add(t, expand_vm_shutdown(&sv.vm, j->legacy, -1));
+            /* VM.shutdown's plan, as xenopsd's cleanup: the devices'
+             * active flags go too, or the temporary id's records stay and
+             * the VM's next migration from this host cannot take it. */
+            atom_add(t, expand_vm_poweroff(&sv.vm, j->legacy, -1));
             atom_add(t, atom_new(ATOM_VM_REMOVE, j->tmp_src));
             if (run_tree(&op, t))
                 LOGVM(ERROR, j->tmp_src, "source cleanup failed");
+            else
+                forget_backend_records(srv, j->tmp_src);
             server_vm_view_dispose(&sv);
         }
         xo_err_clear();
     }
     exec_commit(&op);
+    journal_drop(srv, marker);
     res = result_json(j, &ms, t0, t_a, t_b, t_end, deact, rstats);
     task_complete(j->task, res);
     goto out;
@@ -979,6 +1378,8 @@ fail_remote:
      * its channels close. */
 fail:
     exec_rollback(&op);
+    if (marker && !unknown)
+        journal_drop(srv, marker);
     LOGVM(WARN, j->vm, "migration failed: %s", xo_strerror(rc));
     task_fail(j->task, xo_err_take_json(rc));
 out:
@@ -994,6 +1395,7 @@ out:
     free(err);
     free(rstats);
     free(res);
+    free(marker);
     send_job_free(j);
 }
 
@@ -1048,10 +1450,14 @@ migrate_receiver_start(struct server *srv, const struct rpc_method *table,
 
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->cond, NULL);
+    m->pool = queue_pool_new("migrate", MIGRATE_POOL_WORKERS);
+    m->env = srv->env;
+    m->env.parallel_pool = m->pool;
+    srv->mig = m;
+    migrate_recover(srv);
     m->methods = table;
     m->n_methods = n;
     m->methods_ctx = ctx;
-    srv->mig = m;
     fwd = xasprintf("%s/xenopsd.forwarded", srv->cfg->sockets_path);
     rc = migrate_forwarded_start(fwd, migrate_route, srv, &m->fwd);
     if (rc)
@@ -1085,6 +1491,7 @@ migrate_receiver_stop(struct server *srv)
         return;
     migrate_listener_stop(m->tcp);
     migrate_listener_stop(m->fwd);
+    queue_pool_free(m->pool);
     pthread_cond_destroy(&m->cond);
     pthread_mutex_destroy(&m->lock);
     free(m);

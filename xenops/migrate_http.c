@@ -43,7 +43,42 @@
 #define FORWARD_MSG_MAX (64 * 1024)
 #define RPC_REPLY_MAX (64 * 1024 * 1024)
 
+/*
+ * A peer that vanishes without closing (the link is cut, the host is
+ * gone) must not hold a migration for TCP's default of about 15 minutes
+ * of retransmissions, nor for the 5-minute handshake waits: unacknowledged
+ * data fails the socket after TCP_USER_TIMEOUT, and an idle one (a side
+ * waiting for a handshake while the other attaches disks) is probed by
+ * keepalives. A live peer's kernel answers the probes however long its
+ * daemon takes.
+ */
+#define TCP_DEAD_AFTER_MS 8000
+#define TCP_KEEPIDLE_S 3
+#define TCP_KEEPINTVL_S 1
+#define TCP_KEEPCNT_N 5
+
 /* ---- small I/O helpers ---- */
+
+/* Options of every migration TCP connection (either end). */
+static void
+tcp_tune(int fd)
+{
+    int one = 1, idle = TCP_KEEPIDLE_S, intvl = TCP_KEEPINTVL_S;
+    int cnt = TCP_KEEPCNT_N;
+    unsigned int user = TCP_DEAD_AFTER_MS;
+
+    /* Best effort: a connection without them still works. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+                   sizeof(intvl)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user,
+                   sizeof(user)) < 0)
+        LOG(DEBUG, "cannot set the dead-peer timeouts of a migration "
+            "connection");
+}
 
 static int64_t
 now_ms(void)
@@ -544,6 +579,8 @@ fwd_conn_main(void *arg)
             close(fd);
         }
     } else {
+        /* xapi hands over the TCP connection from the sender. */
+        tcp_tune(fd);
         l->route(l->ctx, fd, &c->req);
     }
     close(c->fd);
@@ -586,9 +623,7 @@ accept_main(void *arg)
                 continue;
             }
         } else {
-            int one = 1;
-
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            tcp_tune(fd);
         }
         c = xcalloc(1, sizeof(*c));
         c->l = l;
@@ -848,7 +883,7 @@ migrate_http_connect(const struct migrate_url *u, int timeout_ms, int *fd_r)
 {
     struct addrinfo hints, *ai = NULL;
     int64_t deadline = now_ms() + timeout_ms;
-    int fd = -1, err = 0, one = 1;
+    int fd = -1, err = 0;
     socklen_t el = sizeof(err);
     int rc = 0;
 
@@ -874,7 +909,7 @@ migrate_http_connect(const struct migrate_url *u, int timeout_ms, int *fd_r)
     }
     /* Blocking from here; every read and write still has a deadline. */
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    tcp_tune(fd);
     *fd_r = fd;
     fd = -1;
 out:

@@ -5,6 +5,7 @@
 
 #include <yajl/yajl_gen.h>
 
+#include "admin.h"
 #include "errors.h"
 #include "ids.h"
 #include "json.h"
@@ -603,6 +604,8 @@ m_vm_migrate(void *ctx, const struct rpc_request *req, char **res)
         return xo_err_unimplemented("migration of PCI devices");
     rc = migrate_queue_send(SRV(ctx), arg_dbg(req), &a, &task);
     if (!rc)
+        admin_note_migration(SRV(ctx), a.vm, task);
+    if (!rc)
         *res = json_string(task);
     free(task);
     return rc;
@@ -936,6 +939,61 @@ m_debug_shutdown(void *ctx, const struct rpc_request *req, char **res)
     return 0;
 }
 
+/* ---- administration (extension, issue 6: admin.h) ---- */
+
+static int
+m_host_get_features(void *ctx, const struct rpc_request *req, char **res)
+{
+    *res = admin_features_json(SRV(ctx));
+    return 0;
+}
+
+/* HOST.set_feature {debug_info, name, value}: value "true" | "false" or a
+ * JSON bool. */
+static int
+m_host_set_feature(void *ctx, const struct rpc_request *req, char **res)
+{
+    yajl_val v = arg_present(req, "value");
+    const char *name, *value;
+    int rc = arg_str(req, "name", &name);
+
+    if (rc)
+        return rc;
+    if (v && YAJL_IS_TRUE(v))
+        value = "true";
+    else if (v && YAJL_IS_FALSE(v))
+        value = "false";
+    else if (v && YAJL_IS_STRING(v))
+        value = v->u.string;
+    else
+        return xo_err_internal_code(XO_EINVAL, "argument 'value' must be "
+                                    "true or false");
+    return admin_set_feature(SRV(ctx), name, value, req->peer_uid, res);
+}
+
+/* SR.set_attach_early {debug_info, id, value: "auto" | "never"} */
+static int
+m_sr_set_attach_early(void *ctx, const struct rpc_request *req, char **res)
+{
+    const char *id, *value;
+    int rc = arg_str(req, "id", &id);
+
+    if (!rc)
+        rc = arg_str(req, "value", &value);
+    return rc ? rc : admin_sr_set_attach_early(SRV(ctx), id, value,
+                                               req->peer_uid);
+}
+
+/* VM.migration_stats {debug_info, id}: the last migration of the VM. */
+static int
+m_vm_migration_stats(void *ctx, const struct rpc_request *req, char **res)
+{
+    const char *id;
+    int rc = arg_vm(req, "id", &id);
+
+    return rc ? rc : admin_migration_stats(SRV(ctx), id, res);
+}
+
 const struct rpc_method rpc_methods_table[] = {
     { "query", m_query },
     { "get_diagnostics", m_get_diagnostics },
@@ -996,6 +1054,10 @@ const struct rpc_method rpc_methods_table[] = {
     { "UPDATES.refresh_vm", m_updates_refresh_vm },
     { "DEBUG.trigger", m_debug_trigger },
     { "DEBUG.shutdown", m_debug_shutdown },
+    { "HOST.get_features", m_host_get_features },
+    { "HOST.set_feature", m_host_set_feature },
+    { "SR.set_attach_early", m_sr_set_attach_early },
+    { "VM.migration_stats", m_vm_migration_stats },
 };
 
 const size_t rpc_methods_count =

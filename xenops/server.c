@@ -8,6 +8,7 @@
 
 #include <yajl/yajl_gen.h>
 
+#include "admin.h"
 #include "backend.h"
 #include "backend_sim.h"
 #include "config.h"
@@ -61,6 +62,114 @@ make_instance_id(char *out)
              b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
+/* Whether id is in the n strings of list. */
+static bool
+str_in(char *const *list, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], id) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Drop every attach record of VM id when it has no domain; add the
+ * datapaths of a VM that has one to *needed (n_needed entries).
+ */
+static void
+reconcile_vm(struct server *srv, const char *id, char ***needed,
+             size_t *n_needed)
+{
+    struct vmextra_doc *doc = NULL;
+    struct backend_vm_state st;
+    size_t n;
+
+    if (srv->backend->ops->vm_get_state(srv->backend, id, &st) ||
+        vmextra_load(srv->store, id, &doc)) {
+        LOG(WARN, "reconcile: cannot read VM '%s'; its attach records "
+            "stay", id);
+        xo_err_clear();
+        goto out;
+    }
+    if (st.domid >= 0) {
+        for (size_t i = 0; i < doc->n_attached; i++) {
+            if (!doc->attached[i].dp[0])
+                continue;
+            *needed = xrealloc(*needed, (*n_needed + 1) * sizeof(**needed));
+            (*needed)[(*n_needed)++] = xstrdup(doc->attached[i].dp);
+        }
+        goto out;
+    }
+    n = doc->n_attached;
+    if (n == 0)
+        goto out;
+    /* No domain, so none of its VBDs is plugged: the records describe
+     * attaches of a domain that is gone. Their datapaths are released
+     * below (they are in the persisted table); a record kept here would
+     * make a later VBD_activate trust a datapath that no longer exists. */
+    while (doc->n_attached > 0)
+        vmextra_doc_del_attached(doc, doc->attached[0].dev);
+    if (vmextra_commit(srv->store, doc)) {
+        LOG(ERROR, "reconcile: cannot drop the attach records of VM '%s'",
+            id);
+        xo_err_clear();
+        goto out;
+    }
+    LOGVM(INFO, id, "reconcile: no domain; dropped %zu attach record(s)",
+          n);
+out:
+    vmextra_doc_free(doc);
+}
+
+/*
+ * Start-up reconciliation (design invariant 2): after a restart no
+ * datapath stays attached or active that no VBD needs, and no attach
+ * record outlives its domain.
+ *
+ * A datapath is needed when a VM that still has a domain holds an attach
+ * record naming it; every other datapath of the persisted table (an old
+ * domain's, a record already dropped, an attach that was in flight at a
+ * crash) is destroyed through its driver: deactivate, then detach.
+ *
+ * On the simulator the domains lived in the previous daemon's memory, so
+ * after a restart no VM has one: every attach record is dropped and every
+ * datapath released. With a backend whose domains outlive the daemon
+ * (xenlight) running VMs keep theirs.
+ *
+ * Runs in server_new, before any operation can. Failures are logged and
+ * start-up goes on: a datapath whose release failed stays in the
+ * persisted table, so the next start tries again.
+ */
+static void
+server_reconcile(struct server *srv)
+{
+    char **ids = NULL, **dps = NULL, **needed = NULL;
+    size_t n_ids = 0, n_dps = 0, n_needed = 0;
+
+    if (vmextra_list(srv->store, &ids, &n_ids)) {
+        LOG(ERROR, "reconcile: cannot list VMs; keeping every datapath");
+        xo_err_clear();
+        return;
+    }
+    for (size_t i = 0; i < n_ids; i++)
+        reconcile_vm(srv, ids[i], &needed, &n_needed);
+    sm_dp_list(srv->sm, &dps, &n_dps);
+    for (size_t i = 0; i < n_dps; i++) {
+        if (str_in(needed, n_needed, dps[i]))
+            continue;
+        LOG(INFO, "reconcile: no VBD needs datapath '%s': releasing it",
+            dps[i]);
+        if (sm_dp_destroy(srv->sm, dps[i])) {
+            LOG(ERROR, "reconcile: datapath '%s' could not be released; "
+                "retrying at the next start", dps[i]);
+            xo_err_clear();
+        }
+    }
+    sm_dp_list_free(dps, n_dps);
+    sm_dp_list_free(needed, n_needed);
+    vmextra_list_free(ids, n_ids);
+}
+
 int
 server_new(const struct config *cfg, struct backend *backend,
            struct server **srv_r)
@@ -73,6 +182,7 @@ server_new(const struct config *cfg, struct backend *backend,
     *srv_r = NULL;
     srv->cfg = cfg;
     atomic_store(&srv->legacy, cfg->vbd_plug_unplug_legacy);
+    srv->admin = admin_new();
     make_instance_id(srv->instance_id);
     srv->featureset = server_host_featureset();
     srv->cpuinfo_path = "/proc/cpuinfo";
@@ -112,6 +222,11 @@ server_new(const struct config *cfg, struct backend *backend,
         if (rc)
             goto out;
     }
+    /* After the SRs: loaded datapaths are bound to their drivers. */
+    rc = sm_open_table(srv->sm, cfg->database_path, cfg->persist);
+    if (rc)
+        goto out;
+    server_reconcile(srv);
     srv->updates = updates_new();
     srv->tasks = task_registry_new(srv->updates);
     srv->pool_default = queue_pool_new("default", n);
@@ -150,6 +265,8 @@ server_free(struct server *srv)
         queue_pool_free(srv->pool_parallel);
     if (srv->pool_nested)
         queue_pool_free(srv->pool_nested);
+    /* Holds task references: before the task registry. */
+    admin_free(srv->admin);
     if (srv->tasks)
         task_registry_free(srv->tasks);
     if (srv->updates)
@@ -253,9 +370,11 @@ server_vm_view_load(struct server *srv, const char *id,
         e->rw = vbd->rw;
         e->has_backend = vbd->backend.kind != MODEL_DISK_NONE;
         e->persistent = vbd->persistent;
-        /* The driver decides; an explicit false in the Vbd.t vetoes. */
+        /* The driver decides; an explicit false in the Vbd.t or the SR's
+         * attach-early policy "never" vetoes. */
         e->can_attach_early =
             sm_can_attach_early(srv->sm, &vbd->backend) &&
+            sr_attach_early_allowed(srv->srs, vbd->backend.sr) &&
             !(vbd->can_attach_early_given && !vbd->can_attach_early);
         model_vbd_free(vbd);
         vbd = NULL;

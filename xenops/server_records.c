@@ -14,6 +14,7 @@
 
 #include <yajl/yajl_gen.h>
 
+#include "admin.h"
 #include "atom.h"
 #include "backend.h"
 #include "errors.h"
@@ -766,6 +767,7 @@ server_host_stat(struct server *srv, char **json_r)
     struct backend *b = srv->backend;
     struct backend_host_info hi;
     struct cpuinfo ci;
+    char *ext;
     yajl_gen g;
     int rc;
 
@@ -794,6 +796,11 @@ server_host_stat(struct server *srv, char **json_r)
     json_gen_str(g, "hvm");
     json_gen_bool(g, hi.hvm);
     yajl_gen_map_close(g);
+    /* Extension (issue 6): xapi's Host.t decoder ignores extra members. */
+    json_gen_str(g, "xenops_c");
+    ext = admin_host_json(srv);
+    json_gen_raw(g, ext);
+    free(ext);
     yajl_gen_map_close(g);
     *json_r = json_gen_take(g);
     cpuinfo_dispose(&ci);

@@ -51,6 +51,10 @@ usage(FILE *f)
 "  vif list VM | vif add FILE | vif plug|unplug|remove VM DEV\n"
 "  task list | task stat|wait|cancel|destroy ID\n"
 "  sr list | sr add UUID TYPE [KEY=VALUE]... | sr remove UUID\n"
+"  sr set-attach-early UUID auto|never\n"
+"  flag list | flag get NAME     runtime feature flags\n"
+"  flag set NAME true|false     (persisted in the config dir)\n"
+"  host                         host, flags and SRs that attach early\n"
 "  migrate ID URL [--compress]  live-migrate to the xenopsd-c at URL\n"
 "                               (http://host:port/services/xenops)\n"
 "  events [LAST_ID]             follow UPDATES (Ctrl-C to stop)\n"
@@ -600,6 +604,152 @@ cmd_migrate(const struct ctl *c, int argc, char **argv, bool wait)
     return run_op(c, "VM.migrate", p, wait);
 }
 
+/* ---- administration (issue 6) ---- */
+
+static const char *const ctl_flag_prefix = "xenopsd-";
+
+/* flag list | flag get NAME | flag set NAME VALUE */
+static int
+cmd_flag(const struct ctl *c, int argc, char **argv)
+{
+    const char *sub = argc > 0 ? argv[0] : "";
+    char *res = NULL, *name = NULL, *value = NULL, *p;
+    yajl_val t = NULL;
+    int rc = EXIT_USAGE;
+
+    if (strcmp(sub, "set") == 0 && argc == 3) {
+        name = jstr(argv[1]);
+        value = jstr(argv[2]);
+        p = xasprintf("{\"debug_info\":\"xenopsctl\",\"name\":%s,"
+                      "\"value\":%s}", name, value);
+        rc = ctl_call(c, "HOST.set_feature", p, &res, CTL_CALL_TIMEOUT_MS);
+        free(p);
+        if (!rc && (c->json || json_parse(res, strlen(res), &t)))
+            printf("%s\n", res);
+        else if (!rc)
+            printf("%s: %s -> %s (persisted in %s)\n",
+                   json_get_str(t, "name"),
+                   YAJL_IS_TRUE(json_get(t, "old")) ? "true" : "false",
+                   YAJL_IS_TRUE(json_get(t, "new")) ? "true" : "false",
+                   json_get_str(t, "fragment"));
+        goto out;
+    }
+    if (!((strcmp(sub, "list") == 0 && argc == 1) ||
+          (strcmp(sub, "get") == 0 && argc == 2))) {
+        usage(stderr);
+        goto out;
+    }
+    rc = ctl_call(c, "HOST.get_features", "{\"debug_info\":\"xenopsctl\"}",
+                  &res, CTL_CALL_TIMEOUT_MS);
+    if (rc)
+        goto out;
+    if (json_parse(res, strlen(res), &t) || !YAJL_IS_OBJECT(t)) {
+        rc = EXIT_UNREACHABLE;
+        goto out;
+    }
+    for (size_t i = 0; i < t->u.object.len; i++) {
+        const char *k = t->u.object.keys[i];
+        const char *v = YAJL_IS_TRUE(t->u.object.values[i]) ? "true"
+                                                             : "false";
+
+        if (argc == 1) {
+            printf("%-32s %s\n", k, v);
+        } else if (strcmp(argv[1], k) == 0 ||
+                   (strncmp(argv[1], ctl_flag_prefix,
+                            strlen(ctl_flag_prefix)) == 0 &&
+                    strcmp(argv[1] + strlen(ctl_flag_prefix), k) == 0)) {
+            printf("%s\n", v);
+            goto out;
+        }
+    }
+    if (argc == 2) {
+        fprintf(stderr, "xenopsctl: unknown flag '%s'\n", argv[1]);
+        rc = EXIT_DAEMON_ERROR;
+    }
+out:
+    yajl_tree_free(t);
+    free(res);
+    free(name);
+    free(value);
+    return rc;
+}
+
+/* host: HOST.stat, with the flags and the SRs that attach early. */
+static int
+cmd_host(const struct ctl *c)
+{
+    char *res = NULL;
+    yajl_val t = NULL, x, feats, srs, early;
+    int rc = ctl_call(c, "HOST.stat", "{\"debug_info\":\"xenopsctl\"}",
+                      &res, CTL_CALL_TIMEOUT_MS);
+
+    if (rc)
+        return rc;
+    if (c->json) {
+        printf("%s\n", res);
+        goto out;
+    }
+    if (json_parse(res, strlen(res), &t)) {
+        rc = EXIT_UNREACHABLE;
+        goto out;
+    }
+    x = json_get(t, "xenops_c");
+    feats = json_get(x, "features");
+    srs = json_get(x, "srs");
+    early = json_get(x, "attach_early_srs");
+    printf("hypervisor: %s\n",
+           json_get_str(json_get(t, "hypervisor"), "version")
+               ? json_get_str(json_get(t, "hypervisor"), "version") : "?");
+    printf("flags:\n");
+    for (size_t i = 0; feats && YAJL_IS_OBJECT(feats) &&
+                       i < feats->u.object.len; i++)
+        printf("  %-32s %s\n", feats->u.object.keys[i],
+               YAJL_IS_TRUE(feats->u.object.values[i]) ? "true" : "false");
+    printf("early attach on incoming migration: %s\n",
+           YAJL_IS_TRUE(json_get(x, "early_attach")) ? "on" : "off (legacy)");
+    printf("SRs:\n  %-36s  %-12s  %-6s  %s\n", "UUID", "TYPE", "POLICY",
+           "ATTACH EARLY");
+    for (size_t i = 0; i < json_array_len(srs); i++) {
+        yajl_val sr = json_array_at(srs, i);
+        const char *uuid = json_get_str(sr, "uuid");
+        bool now = false;
+
+        for (size_t j = 0; uuid && j < json_array_len(early); j++) {
+            yajl_val u = json_array_at(early, j);
+
+            now |= YAJL_IS_STRING(u) && strcmp(u->u.string, uuid) == 0;
+        }
+        printf("  %-36s  %-12s  %-6s  %s\n", uuid ? uuid : "?",
+               json_get_str(sr, "type") ? json_get_str(sr, "type") : "?",
+               json_get_str(sr, "attach_early_policy")
+                   ? json_get_str(sr, "attach_early_policy") : "?",
+               now ? "yes" : "no");
+    }
+out:
+    yajl_tree_free(t);
+    free(res);
+    return rc;
+}
+
+/* sr set-attach-early UUID auto|never */
+static int
+cmd_sr_set_attach_early(const struct ctl *c, int argc, char **argv)
+{
+    char *id, *value, *p;
+
+    if (argc != 3) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    id = jstr(argv[1]);
+    value = jstr(argv[2]);
+    p = xasprintf("{\"debug_info\":\"xenopsctl\",\"id\":%s,\"value\":%s}",
+                  id, value);
+    free(id);
+    free(value);
+    return print_result_call(c, "SR.set_attach_early", p);
+}
+
 static const char *
 find_socket(const char *given)
 {
@@ -614,7 +764,7 @@ find_socket(const char *given)
     config_defaults(&cfg);
     log_set_level(LOG_LVL_ERROR);
     if (access("/etc/xenopsd.conf", R_OK) == 0 &&
-        config_load(&cfg, "/etc/xenopsd.conf", NULL) != 0)
+        config_load_all(&cfg, "/etc/xenopsd.conf") != 0)
         xo_err_clear();
     snprintf(path, sizeof(path), "%s/xenopsd", cfg.sockets_path);
     config_dispose(&cfg);
@@ -658,8 +808,15 @@ main(int argc, char **argv)
         return cmd_dev(&c, "VIF", argc - i - 1, argv + i + 1, wait);
     if (strcmp(argv[i], "task") == 0)
         return cmd_task(&c, argc - i - 1, argv + i + 1);
+    if (strcmp(argv[i], "sr") == 0 && i + 1 < argc &&
+        strcmp(argv[i + 1], "set-attach-early") == 0)
+        return cmd_sr_set_attach_early(&c, argc - i - 1, argv + i + 1);
     if (strcmp(argv[i], "sr") == 0)
         return cmd_sr(&c, argc - i - 1, argv + i + 1);
+    if (strcmp(argv[i], "flag") == 0)
+        return cmd_flag(&c, argc - i - 1, argv + i + 1);
+    if (strcmp(argv[i], "host") == 0 && i + 1 == argc)
+        return cmd_host(&c);
     if (strcmp(argv[i], "migrate") == 0)
         return cmd_migrate(&c, argc - i - 1, argv + i + 1, wait);
     if (strcmp(argv[i], "events") == 0)

@@ -693,58 +693,24 @@ xr_put(struct xr_buf *b, const char *s)
     xr_put_n(b, s, strlen(s));
 }
 
-/*
- * Length of the UTF-8 sequence at s[0] >= 0x80 (RFC 3629 section 4: no
- * overlong forms, surrogates or code points above U+10FFFF), or 0.
- */
-static size_t
-xr_utf8_len(const unsigned char *s)
-{
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xbf;
-    size_t n;
-
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        n = 2;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        n = 3;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        n = 4;
-    else
-        return 0;
-    if (s[0] == 0xe0)
-        lo = 0xa0;
-    else if (s[0] == 0xed)
-        hi = 0x9f;
-    else if (s[0] == 0xf0)
-        lo = 0x90;
-    else if (s[0] == 0xf4)
-        hi = 0x8f;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t k = 2; k < n; k++) {
-        if (s[k] < 0x80 || s[k] > 0xbf)
-            return 0;
-    }
-    return n;
-}
-
 /* Text content with XML escapes; XO_EINVAL on invalid UTF-8. */
 static int
 xr_put_text(struct xr_buf *b, const char *text)
 {
     const unsigned char *s = (const unsigned char *)text;
+    size_t len = strlen(text);
     size_t i = 0;
     size_t n;
 
-    while (s[i]) {
+    if (!json_utf8_valid(text, len))
+        return xo_err_internal_code(XO_EINVAL, "text for XML-RPC is not "
+                                    "valid UTF-8");
+    while (i < len) {
         const char *esc = NULL;
 
         if (s[i] >= 0x80) {
-            n = xr_utf8_len(s + i);
-            if (n == 0)
-                return xo_err_internal_code(XO_EINVAL, "text for XML-RPC is "
-                                            "not valid UTF-8");
+            /* Valid (checked above), so the lead byte gives the length. */
+            n = s[i] >= 0xf0 ? 4 : s[i] >= 0xe0 ? 3 : 2;
             /* U+FFFE and U+FFFF are not XML characters. */
             if (!(n == 3 && s[i] == 0xef && s[i + 1] == 0xbf &&
                   s[i + 2] >= 0xbe))
