@@ -15,20 +15,30 @@
 #
 # kill -9 of a daemon: its simulated VMs live in its memory and die with
 # it, like the guests of a crashed host. So after the sender is killed
-# before the point of no return the VM runs nowhere (the receiver must
-# not run it: it cleans up); after it, the receiver must run it. After
-# the receiver is killed before it, the VM keeps running on the sender.
-# After the receiver is killed past it, the sender cannot know whether
-# the VM ran there: it keeps the VM paused under its temporary id unless
-# the restarted receiver says it does not run it, then resumes it. What
-# a killed daemon held is checked after its restart (same database):
-# no VM running, no datapath left attached or active that no running VM
-# needs. Driver calls in flight when a daemon is killed finish on their
-# own; the test waits for them before restarting it.
+# before the point of no return the VM runs nowhere, and the receiver must
+# not run it (it cleans up); after it, the receiver must run it. After the
+# receiver is killed before it, the VM keeps running on the sender; past
+# it, the sender keeps the VM paused under its temporary id until the
+# restarted receiver says it does not run the VM, then resumes it. A
+# killed daemon is restarted on its database and checked: no VM running,
+# no datapath left, no VM under a temporary id; a killed sender keeps the
+# VM's definition (halted, under its own id). Driver calls in flight when
+# a daemon is killed finish on their own; the test waits for them before
+# the restart.
 #
 # Cut link: the receiver's end of the veth goes down; the daemons give up
-# on the dead peer after about 8 s (TCP keepalive / user timeout), then
-# the link comes back for the checks.
+# on the dead peer after about 8 s (TCP keepalive / user timeout). Past
+# the point of no return the receiver completes; the sender asks it
+# whether the VM runs there until the link is back, then cleans up.
+#
+# Cancel: Task.cancel on the sender; past the point of no return it is
+# refused and the migration completes. Storage faults: the receiver's
+# driver fails Datapath.attach (split: phase A; legacy: phase C) or
+# Datapath.activate (phase C) of one disk (XO_SM_FAIL_*).
+#
+# Storage: as in migrate_netns.sh, each host's SR directory is its own
+# (hard links to the same volume files), because the sample plugin keeps
+# one datapath state per volume and directory, for one host.
 #
 # Skips (77) without root, network namespaces or losetup.
 set -u
@@ -150,7 +160,7 @@ kill_host() {  # host
 # Lines of host h's driver log so far; wait for a command after mark.
 log_mark() { wc -l <"$work/sm-$1.log" 2>/dev/null || echo 0; }
 wait_call() {  # host mark command
-    for _ in $(seq 300); do
+    for _ in $(seq 750); do
         tail -n +$(($2 + 1)) "$work/sm-$1.log" 2>/dev/null |
             grep -q "\"command\": \"$3\"" && return 0
         sleep 0.02
@@ -339,6 +349,22 @@ kill_receiver() {  # phase
     finish "$name"
 }
 
+# Bring the receiver's end of the veth back; usable once both ends say UP
+# and the neighbour entries that failed while it was down are gone.
+link_up() {
+    ip -n "$PFX-b" link set "${PFX}vb" up
+    for _ in $(seq 100); do
+        if ip -n "$PFX-a" -o link show "${PFX}va" | grep -q "state UP" &&
+            ip -n "$PFX-b" -o link show "${PFX}vb" | grep -q "state UP"; then
+            ip -n "$PFX-a" neigh flush dev "${PFX}va"
+            ip -n "$PFX-b" neigh flush dev "${PFX}vb"
+            return 0
+        fi
+        sleep 0.05
+    done
+    die "the link did not come back"
+}
+
 # The link goes down (the receiver's end of the veth). Past the point of
 # no return the receiver completes on its own; the sender, once it has
 # given up on the connection, asks the receiver whether the VM runs there
@@ -367,14 +393,14 @@ cut_link() {  # phase
                 grep -q "lost the receiver past the point" && break
             sleep 0.1
         done
-        ip -n "$PFX-b" link set "${PFX}vb" up
+        link_up
         st=$(wait_task "$task")
         [ "$st" = Completed ] || fail "$name: migration task ended '$st'"
     else
         st=$(wait_task "$task")
         # The receiver gives up on its own clock.
         wait_receiver_clean
-        ip -n "$PFX-b" link set "${PFX}vb" up
+        link_up
         [ "$st" = Failed ] || fail "$name: migration task ended '$st'"
     fi
     check "$name" "$expect"

@@ -41,6 +41,7 @@
 
 #include <yajl/yajl_gen.h>
 
+#include "admin.h"
 #include "atom.h"
 #include "atomicfile.h"
 #include "backend.h"
@@ -828,6 +829,8 @@ route_receive(struct server *srv, int fd, const char *id,
     j.compress = compress && strcmp(compress, "zstd") == 0;
     j.legacy = server_legacy(srv);
     j.task = task_create(srv->tasks, dbg ? dbg : "VM.receive_memory");
+    /* VM.migration_stats on this host then shows the receive too. */
+    admin_note_migration(srv, j.final_id, task_id(j.task));
     pthread_mutex_init(&j.lock, NULL);
     pthread_cond_init(&j.cond, NULL);
     if (migrate_http_send_ok(fd)) {

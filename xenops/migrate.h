@@ -29,9 +29,14 @@
  * running on the source and nothing on the receiver (early attaches
  * included). After it the receiver completes; if it reports a failure at
  * handshake 4 it has cleaned up, and the source takes the VM back. If the
- * channel breaks after it, the source asks the receiver whether the VM
- * runs there, and only if it surely does not does it resume; otherwise
- * the VM stays paused on the source (never running twice).
+ * channel breaks after it, the source asks the receiver (for up to a
+ * minute) whether the VM runs there, and only if it surely does not does
+ * it resume; otherwise the VM stays paused on the source (never running
+ * twice).
+ * A daemon killed mid-migration settles it at its next start: each half
+ * keeps a marker in <database-path>/migrations while in flight; the
+ * receiver's records of a VM it never unpaused are removed, and the
+ * sender's VM gets its own id back (migrate.c, "crash journal").
  *
  * The task result is a JSON object: downtime_ms (source pause to receiver
  * confirmed unpause), guest_downtime_ms (largest heartbeat gap the guest
