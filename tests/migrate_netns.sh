@@ -173,6 +173,11 @@ def bad(msg):
     global ok
     ok = False
     print("  " + msg)
+# Task.stat showed the memory copy's progress (kept after completion).
+for k in ("migration_bytes_remaining", "migration_dirty_pages_per_s",
+          "migration_round", "migration_bytes_sent"):
+    if k not in t["debug_info"]:
+        bad(f"Task.stat debug_info lacks {k}")
 def timeline(task):
     tl = json.loads(task["debug_info"]["timeline"])
     return [(n, task["ctime"] + s, task["ctime"] + s + d, st)

@@ -713,10 +713,36 @@ test_task_outlives_registry(void **state)
     task_unref(t);
 }
 
+/* debug_info carries entries set with task_set_debug, replaced by key. */
+static void
+test_task_debug_entries_in_stat(void **state)
+{
+    struct task_registry *reg = task_registry_new(NULL);
+    struct task *t = task_create(reg, "dbg");
+    yajl_val v = NULL;
+    char *json;
+
+    task_set_debug(t, "migration_bytes_remaining", "100");
+    task_set_debug(t, "migration_bytes_remaining", "42");
+    task_set_debug(t, "migration_round", "3");
+    json = task_stat_json(t);
+    assert_int_equal(json_parse(json, strlen(json), &v), 0);
+    assert_string_equal(json_get_str(json_get(v, "debug_info"),
+                                     "migration_bytes_remaining"), "42");
+    assert_string_equal(json_get_str(json_get(v, "debug_info"),
+                                     "migration_round"), "3");
+    assert_non_null(json_get_str(json_get(v, "debug_info"), "timeline"));
+    yajl_tree_free(v);
+    free(json);
+    task_unref(t);
+    task_registry_free(reg);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_task_debug_entries_in_stat),
         cmocka_unit_test(test_task_ids_increment_from_zero),
         cmocka_unit_test(test_task_stat_pending_shape),
         cmocka_unit_test(test_task_stat_completed_with_result),

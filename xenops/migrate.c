@@ -943,6 +943,7 @@ static void
 on_progress(const struct migrate_mem_progress *p, void *arg)
 {
     struct send_job *j = arg;
+    char num[32];
     double done = p->bytes_sent + p->bytes_remaining
                       ? (double)p->bytes_sent /
                             (double)(p->bytes_sent + p->bytes_remaining)
@@ -950,6 +951,16 @@ on_progress(const struct migrate_mem_progress *p, void *arg)
 
     /* Memory is most of the work: map it to 10%..90%. */
     task_set_progress(j->task, 0.1 + 0.8 * (done > 1 ? 1 : done));
+    /* What Task.stat shows while the memory moves. */
+    snprintf(num, sizeof(num), "%u", p->round);
+    task_set_debug(j->task, "migration_round", num);
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)p->bytes_sent);
+    task_set_debug(j->task, "migration_bytes_sent", num);
+    snprintf(num, sizeof(num), "%llu",
+             (unsigned long long)p->bytes_remaining);
+    task_set_debug(j->task, "migration_bytes_remaining", num);
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)p->dirty_rate);
+    task_set_debug(j->task, "migration_dirty_pages_per_s", num);
     LOGVM(DEBUG, j->vm, "round %u: %llu bytes left, %llu pages/s dirtied",
           p->round, (unsigned long long)p->bytes_remaining,
           (unsigned long long)p->dirty_rate);

@@ -98,6 +98,11 @@ struct task {
     int cancel_at;           /* cancel trigger: n-th point, 0 = none */
     bool destroy_on_finish;
     bool destroyed;
+    /* Extra debug_info entries (task_set_debug), e.g. a migration's bytes
+     * remaining and dirty rate while it runs. */
+    char *dbg_keys[TASK_DEBUG_MAX];
+    char *dbg_vals[TASK_DEBUG_MAX];
+    int n_dbg;
 
     pthread_mutex_t cb_lock; /* the callbacks; held while they run */
     struct cancel_cb *cbs;
@@ -450,6 +455,10 @@ task_unref(struct task *t)
         free(t->subs[i].base);
         free(t->subs[i].error_json);
     }
+    for (int i = 0; i < t->n_dbg; i++) {
+        free(t->dbg_keys[i]);
+        free(t->dbg_vals[i]);
+    }
     free(t->subs);
     free(t->cbs);
     free(t->result_json);
@@ -557,6 +566,32 @@ task_set_progress(struct task *t, double progress)
             signal_locked(t);
         }
     }
+    pthread_mutex_unlock(&t->lock);
+}
+
+void
+task_set_debug(struct task *t, const char *key, const char *value)
+{
+    int i;
+
+    pthread_mutex_lock(&t->lock);
+    for (i = 0; i < t->n_dbg; i++)
+        if (strcmp(t->dbg_keys[i], key) == 0)
+            break;
+    if (i == t->n_dbg) {
+        if (t->n_dbg == TASK_DEBUG_MAX) {
+            pthread_mutex_unlock(&t->lock);
+            LOG(WARN, "task %s: too many debug_info entries, '%s' dropped",
+                t->id, key);
+            return;
+        }
+        t->dbg_keys[t->n_dbg++] = xstrdup(key);
+    } else {
+        free(t->dbg_vals[i]);
+    }
+    t->dbg_vals[i] = xstrdup(value);
+    if (t->state == TASK_PENDING)
+        signal_locked(t);
     pthread_mutex_unlock(&t->lock);
 }
 
@@ -955,6 +990,8 @@ gen_task(yajl_gen g, struct task *t)
     timeline = timeline_locked(t, now_mono());
     gen_key_str(g, "timeline", timeline);
     free(timeline);
+    for (int i = 0; i < t->n_dbg; i++)
+        gen_key_str(g, t->dbg_keys[i], t->dbg_vals[i]);
     yajl_gen_map_close(g);
 
     gen_key_str(g, "backtrace", "()");

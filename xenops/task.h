@@ -42,6 +42,10 @@ int task_subtask_begin(struct task *t, const char *name);
 void task_subtask_end(struct task *t, int idx, int rc);
 
 void task_set_progress(struct task *t, double progress);
+/* Set (or replace) a debug_info entry shown by Task.stat, e.g. a
+ * migration's "bytes_remaining"; at most TASK_DEBUG_MAX keys (copied). */
+#define TASK_DEBUG_MAX 16
+void task_set_debug(struct task *t, const char *key, const char *value);
 void task_set_cancellable(struct task *t, bool cancellable);
 
 /*
