@@ -8,7 +8,7 @@ XENOPS_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # python3 runs the sample storage drivers (scripts/sm); mount has losetup
 # (Debian 12) for their loop-device datapath.
 XENOPS_DEPS="build-essential autoconf automake libtool autoconf-archive
-pkg-config libyajl-dev libcmocka-dev libexpat1-dev libzstd-dev python3 mount"
+pkg-config libyajl-dev libcmocka-dev libexpat1-dev libzstd-dev iproute2 python3 mount"
 
 xenops_install_deps() {
     local missing=()
