@@ -163,6 +163,20 @@ sm_exec_error(const struct sm_exec_call *call,
 }
 
 int
+sm_exec_json(const struct sm_exec_call *call,
+             const struct sm_exec_result *res, const char *text, size_t len,
+             const char *reason, yajl_val *value_r)
+{
+    *value_r = NULL;
+    if (!text || json_parse(text, len, value_r) != 0) {
+        /* The parser's own detail is replaced by the call's. */
+        xo_err_clear();
+        return sm_exec_error(call, res, "SCRIPT_FAILED", reason);
+    }
+    return 0;
+}
+
+int
 sm_exec_find(const char *dir, const char *name, char **path_r)
 {
     DIR *d = opendir(dir);

@@ -37,6 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "json.h"
+
 #define SM_EXEC_PATH "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 #define SM_EXEC_KNOB_PREFIX "XO_SM_"
 /* Default bound on each of stdout and stderr. */
@@ -86,6 +88,15 @@ void sm_exec_result_dispose(struct sm_exec_result *res);
 int sm_exec_error(const struct sm_exec_call *call,
                   const struct sm_exec_result *res, const char *code,
                   const char *reason);
+
+/*
+ * Decode the JSON text (len bytes; NULL: none) a call answered with into
+ * *value_r (freed with yajl_tree_free). Text that is not JSON fails the
+ * call as sm_exec_error does, with SCRIPT_FAILED and reason.
+ */
+int sm_exec_json(const struct sm_exec_call *call,
+                 const struct sm_exec_result *res, const char *text,
+                 size_t len, const char *reason, yajl_val *value_r);
 
 /*
  * The entry of dir whose name matches name case-insensitively (an exact

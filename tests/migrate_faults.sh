@@ -44,68 +44,34 @@
 set -u
 S=${top_srcdir:-.}
 B=${top_builddir:-.}
-NETNS=$S/scripts/netns-hosts
+. "$(dirname "$0")/lib/migrate-hosts.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP: needs root (network namespaces, loop devices)"; exit 77
-fi
-if ! command -v losetup >/dev/null; then
-    echo "SKIP: losetup is not installed (loop+file datapath)"; exit 77
-fi
-if ! command -v python3 >/dev/null; then
-    echo "SKIP: python3 is not installed (SMAPIv3 sample plugin)"; exit 77
-fi
-if ! why=$("$NETNS" check 2>&1); then
-    echo "SKIP: $why"; exit 77
-fi
-
-# At most 6 characters: `netns-hosts exec` checks its host name
-# (PREFIX-a) against the 8-character limit of a prefix.
-PFX=xf$(($$ % 10000))
-work=$(mktemp -d /tmp/xenops-migfault.XXXXXX)
+migrate_hosts_init xf migfault
 declare -A PID=()
 failed=0
 cases=0
 cleanup() {
     for h in "${!PID[@]}"; do kill -9 "${PID[$h]}" 2>/dev/null; done
     wait 2>/dev/null
-    losetup -a 2>/dev/null | grep -F "$work/" | cut -d: -f1 |
-        while read -r dev; do losetup -d "$dev" 2>/dev/null; done
-    "$NETNS" down "$PFX" 2>/dev/null
+    migrate_hosts_down
     if [ -n "${XO_KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 die() {
     echo "FAIL: $*"
-    for h in a b; do
-        [ -f "$work/$h.log" ] && { echo "--- host $h log"; tail -n 30 "$work/$h.log"; }
-    done
+    migrate_hosts_logs 30
     exit 1
 }
 
 "$NETNS" up "$PFX" >/dev/null || die "cannot create the hosts"
-declare -A ADDR=([a]=10.77.0.1 [b]=10.77.0.2)
-PORT=8089
 SR=5a3e0c3e-0000-4000-8000-0000000000f5
 VM=9c0f7c55-6b6b-4c4c-8d8d-1234567890cd
 TMP0=${VM:0:24}000000000000
 TMP1=${VM:0:24}000000000001
 URL=http://10.77.0.2:$PORT/services/xenops
 NDISK=2
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/token"
-mkdir -p "$work/vol" "$work/sr-a" "$work/sr-b"
-for i in $(seq 0 $((NDISK - 1))); do
-    truncate -s 4M "$work/vol/disk$i"
-    ln "$work/vol/disk$i" "$work/sr-a/disk$i"
-    ln "$work/vol/disk$i" "$work/sr-b/disk$i"
-done
-printf '{"id":"%s","name":"faults","memory_static_max":67108864,"vcpus":1,"ty":["PV",{}]}' \
-    "$VM" >"$work/vm.json"
-for i in $(seq 0 $((NDISK - 1))); do
-    printf '{"id":["%s","xvd%s"],"position":["Xen",%d,0],"mode":"ReadWrite","backend":["VDI","%s/disk%d"]}' \
-        "$VM" "$(printf "\\$(printf %03o $((97 + i)))")" "$i" "$SR" "$i" \
-        >"$work/vbd$i.json"
-done
+migrate_hosts_storage "$NDISK"
+migrate_hosts_vm_files faults 67108864 "$NDISK"
 
 ctl() { local h=$1; shift; "$B/xenopsctl" --socket "$work/$h/run/xenopsd" "$@"; }
 
@@ -114,19 +80,10 @@ ctl() { local h=$1; shift; "$B/xenopsctl" --socket "$work/$h/run/xenopsd" "$@"; 
 ENV_a=; ENV_b=; MEM_a=; MEM_b=; LEGACY=false; DB=
 start_host() {  # host
     local h=$1 envv=ENV_$1 memv=MEM_$1 ready
-    mkdir -p "$work/$h"
     ready=$(cat "$work/$h.log" 2>/dev/null | grep -c "ready on")
     # shellcheck disable=SC2086
-    "$NETNS" exec "$PFX-$h" env XO_SM_LOG="$work/sm-$h.log" \
-        XO_SM_LATENCY_MS_ATTACH=300 XO_SM_LATENCY_MS_ACTIVATE=10 \
-        ${!envv} \
-        "$B/xenopsd-c" --sockets-path "$work/$h/run" \
-        --database-path "$work/$h/db-$DB" --loglevel info \
-        --xenopsd-vbd-plug-unplug-legacy "$LEGACY" \
-        --storage-script-root "$S/scripts/sm/v3" \
-        --sim-memory-cap-mib 64 ${!memv} \
-        --migration-listen "${ADDR[$h]}:$PORT" \
-        --migration-token-file "$work/token" 2>>"$work/$h.log" &
+    migrate_hosts_daemon "$h" "$DB" "$LEGACY" ${!envv} -- --loglevel info \
+        --sim-memory-cap-mib 64 ${!memv}
     PID[$h]=$!
     # "ready" comes after the recovery of interrupted migrations.
     for _ in $(seq 200); do
@@ -266,8 +223,7 @@ finish() {  # case-name
     cases=$((cases + 1))
     stop_host a
     stop_host b
-    losetup -a | grep -F "$work/" | cut -d: -f1 |
-        while read -r dev; do losetup -d "$dev" 2>/dev/null; done
+    migrate_hosts_detach_loops
     rm -rf "$work"/sr-?/.xo-datapath
     echo "  $1: done"
 }

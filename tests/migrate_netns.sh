@@ -29,34 +29,15 @@
 set -u
 S=${top_srcdir:-.}
 B=${top_builddir:-.}
-NETNS=$S/scripts/netns-hosts
+. "$(dirname "$0")/lib/migrate-hosts.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP: needs root (network namespaces, loop devices)"; exit 77
-fi
-if ! command -v losetup >/dev/null; then
-    echo "SKIP: losetup is not installed (loop+file datapath)"; exit 77
-fi
-if ! command -v python3 >/dev/null; then
-    echo "SKIP: python3 is not installed (SMAPIv3 sample plugin)"; exit 77
-fi
-if ! why=$("$NETNS" check 2>&1); then
-    echo "SKIP: $why"; exit 77
-fi
-
-# At most 6 characters: `netns-hosts exec` checks its host name
-# (PREFIX-a) against the 8-character limit of a prefix.
-PFX=xm$(($$ % 10000))
-work=$(mktemp -d /tmp/xenops-mignetns.XXXXXX)
+migrate_hosts_init xm mignetns
 pids=()
 failed=0
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
-    # Loop devices a failed run left bound to our volumes.
-    losetup -a 2>/dev/null | grep -F "$work/" | cut -d: -f1 |
-        while read -r dev; do losetup -d "$dev" 2>/dev/null; done
-    "$NETNS" down "$PFX" 2>/dev/null
+    migrate_hosts_down
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -66,42 +47,22 @@ fail() {
 }
 die() {
     echo "FAIL: $*"
-    for h in a b; do
-        [ -f "$work/$h.log" ] && { echo "--- host $h log"; tail -n 20 "$work/$h.log"; }
-    done
+    migrate_hosts_logs 20
     exit 1
 }
 
 "$NETNS" up "$PFX" >/dev/null || die "cannot create the hosts"
-declare -A ADDR=([a]=10.77.0.1 [b]=10.77.0.2)
-PORT=8089
 SR=5a3e0c3e-0000-4000-8000-0000000000e5
 VM=9c0f7c55-5a5a-4b4b-8c8c-1234567890ab
 NDISK=8
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/token"
-
-mkdir -p "$work/vol" "$work/sr-a" "$work/sr-b"
-for i in $(seq 0 $((NDISK - 1))); do
-    truncate -s 4M "$work/vol/disk$i"
-    ln "$work/vol/disk$i" "$work/sr-a/disk$i"
-    ln "$work/vol/disk$i" "$work/sr-b/disk$i"
-done
+migrate_hosts_storage "$NDISK"
 
 ctl() { local h=$1; shift; "$B/xenopsctl" --socket "$work/$h/run/xenopsd" "$@"; }
 
 start_host() {  # host legacy
     local h=$1 legacy=$2
-    mkdir -p "$work/$h"
-    "$NETNS" exec "$PFX-$h" env \
-        XO_SM_LOG="$work/sm-$h.log" \
-        XO_SM_LATENCY_MS_ATTACH=300 XO_SM_LATENCY_MS_ACTIVATE=10 \
-        "$B/xenopsd-c" --sockets-path "$work/$h/run" \
-        --database-path "$work/$h/db-$legacy" --loglevel warn \
-        --xenopsd-vbd-plug-unplug-legacy "$legacy" \
-        --storage-script-root "$S/scripts/sm/v3" \
-        --sim-memory-cap-mib 16 --sim-dirty-pages-per-sec 2000 \
-        --migration-listen "${ADDR[$h]}:$PORT" \
-        --migration-token-file "$work/token" 2>>"$work/$h.log" &
+    migrate_hosts_daemon "$h" "$legacy" "$legacy" -- --loglevel warn \
+        --sim-memory-cap-mib 16 --sim-dirty-pages-per-sec 2000
     pids+=($!)
     for _ in $(seq 200); do
         ctl "$h" vm list >/dev/null 2>&1 && return 0
@@ -119,13 +80,7 @@ stop_hosts() {
 }
 
 # The VM and its disks on host a.
-printf '{"id":"%s","name":"netns","memory_static_max":16777216,"vcpus":1,"ty":["PV",{}]}' \
-    "$VM" >"$work/vm.json"
-for i in $(seq 0 $((NDISK - 1))); do
-    dev=xvd$(printf "\\$(printf %03o $((97 + i)))")
-    printf '{"id":["%s","%s"],"position":["Xen",%d,0],"mode":"ReadWrite","backend":["VDI","%s/disk%d"]}' \
-        "$VM" "$dev" "$i" "$SR" "$i" >"$work/vbd$i.json"
-done
+migrate_hosts_vm_files netns 16777216 "$NDISK"
 
 # Nothing of the VM on host h: no VM under any id, no datapath.
 check_gone() {  # host label

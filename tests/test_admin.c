@@ -23,13 +23,14 @@
 #include "errors.h"
 #include "json.h"
 #include "server.h"
+#include "server_fixture.h"
 #include "server_priv.h"
 #include "task.h"
 #include "xalloc.h"
 
-#define VM "9c0f7c55-1111-2222-3333-444455556666"
+#define VM SERVER_FIXTURE_VM
 #define VM2 "9c0f7c55-1111-2222-3333-444455556667"
-#define SR3 "5a3e0c3e-0000-4000-8000-000000000003"
+#define SR3 SERVER_FIXTURE_SR
 #define SRX "5a3e0c3e-0000-4000-8000-0000000000aa"
 
 struct fx {
@@ -38,39 +39,6 @@ struct fx {
     struct config cfg;
     struct server *srv;
 };
-
-static yajl_val
-parse(const char *text)
-{
-    yajl_val v = NULL;
-
-    assert_int_equal(json_parse(text, strlen(text), &v), 0);
-    return v;
-}
-
-static void
-add_json(struct fx *f, int (*fn)(struct server *, yajl_val, char **),
-         const char *text)
-{
-    yajl_val v = parse(text);
-    char *id = NULL;
-
-    assert_int_equal(fn(f->srv, v, &id), 0);
-    free(id);
-    yajl_tree_free(v);
-}
-
-static void
-cfg_set(struct fx *f, const char *key, const char *value)
-{
-    assert_int_equal(config_set(&f->cfg, key, value, "test"), 0);
-}
-
-static void
-start_server(struct fx *f)
-{
-    assert_int_equal(server_new(&f->cfg, NULL, &f->srv), 0);
-}
 
 static int
 setup(void **state)
@@ -81,24 +49,18 @@ setup(void **state)
 
     snprintf(f->dir, sizeof(f->dir), "/tmp/test_admin.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    config_defaults(&f->cfg);
     s = xasprintf("%s/db", f->dir);
-    cfg_set(f, "database-path", s);
+    server_fixture_config(&f->cfg, s, SR3 ":5.0:20:1");
     free(s);
     f->conf_d = xasprintf("%s/conf.d", f->dir);
-    cfg_set(f, "config-dir", f->conf_d);
+    server_fixture_set(&f->cfg, "config-dir", f->conf_d);
     s = xasprintf("%s/scripts/sm/v3", top ? top : ".");
-    cfg_set(f, "storage-script-root", s);
+    server_fixture_set(&f->cfg, "storage-script-root", s);
     free(s);
-    cfg_set(f, "sim-srs", SR3 ":5.0:20:1");
-    cfg_set(f, "sim-memory-cap-mib", "1");
-    start_server(f);
-    add_json(f, server_vm_add,
-             "{\"id\":\"" VM "\",\"name\":\"t\",\"memory_static_max\":"
-             "1048576,\"vcpus\":1,\"ty\":[\"PV\",{}]}");
-    add_json(f, server_vbd_add,
-             "{\"id\":[\"" VM "\",\"xvda\"],\"backend\":[\"VDI\",\"" SR3
-             "/a\"]}");
+    f->srv = server_fixture_start(&f->cfg);
+    server_fixture_add_vm(f->srv, "{\"id\":\"" VM "\",\"name\":\"t\","
+                          "\"memory_static_max\":1048576,\"vcpus\":1,"
+                          "\"ty\":[\"PV\",{}]}");
     *state = f;
     return 0;
 }
@@ -114,12 +76,10 @@ teardown(void **state)
 {
     struct fx *f = *state;
 
-    server_free(f->srv);
-    config_dispose(&f->cfg);
+    server_fixture_stop(f->srv, &f->cfg);
     nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(f->conf_d);
     free(f);
-    xo_err_clear();
     return 0;
 }
 
@@ -166,7 +126,7 @@ test_admin_set_feature_persists_and_applies(void **state)
     assert_int_equal(admin_set_feature(f->srv, "vbd-plug-unplug-legacy",
                                        "false", 1000, &res), 0);
     assert_false(server_legacy(f->srv));
-    v = parse(res);
+    v = server_fixture_parse(res);
     assert_string_equal(json_get_str(v, "name"), "vbd-plug-unplug-legacy");
     assert_string_equal(json_get_str(v, "key"),
                         "xenopsd-vbd-plug-unplug-legacy");
@@ -285,7 +245,7 @@ static bool
 ran(struct task *t, const char *atom)
 {
     char *text = task_stat_json(t);
-    yajl_val v = parse(text), subs = json_get(v, "subtasks");
+    yajl_val v = server_fixture_parse(text), subs = json_get(v, "subtasks");
     bool found = false;
 
     for (size_t i = 0; subs && i < subs->u.object.len; i++)
@@ -354,9 +314,9 @@ test_admin_sr_policy_vetoes_early_attach(void **state)
     struct fx *f = *state;
 
     add_file_sr(f);
-    add_json(f, server_vbd_add,
-             "{\"id\":[\"" VM "\",\"xvdb\"],\"backend\":[\"VDI\",\"" SRX
-             "/vol\"]}");
+    server_fixture_add(f->srv, server_vbd_add,
+                       "{\"id\":[\"" VM "\",\"xvdb\"],"
+                       "\"backend\":[\"VDI\",\"" SRX "/vol\"]}");
     assert_true(early(f, "xvdb"));
     assert_int_equal(admin_sr_set_attach_early(f->srv, SRX, "never", 0), 0);
     assert_false(early(f, "xvdb"));
@@ -370,7 +330,7 @@ static bool
 sr_listed_early(struct fx *f, const char **policy_r)
 {
     char *text = server_sr_list_json(f->srv);
-    yajl_val v = parse(text), sr = json_array_at(v, 0);
+    yajl_val v = server_fixture_parse(text), sr = json_array_at(v, 0);
     bool r = YAJL_IS_TRUE(json_get(sr, "attach_early"));
     static char policy[16];
 
@@ -396,7 +356,7 @@ test_admin_sr_policy_persists(void **state)
     assert_false(sr_listed_early(f, &policy));
     assert_string_equal(policy, "never");
     server_free(f->srv);
-    start_server(f);
+    f->srv = server_fixture_start(&f->cfg);
     assert_false(sr_listed_early(f, &policy));
     assert_string_equal(policy, "never");
 }
@@ -436,7 +396,7 @@ test_admin_host_json_reports_early_srs(void **state)
 
     add_file_sr(f);
     text = admin_host_json(f->srv);
-    v = parse(text);
+    v = server_fixture_parse(text);
     assert_true(YAJL_IS_FALSE(json_get(v, "early_attach")));
     assert_int_equal(json_array_len(json_get(v, "attach_early_srs")), 0);
     assert_int_equal(json_array_len(json_get(v, "srs")), 1);
@@ -449,7 +409,7 @@ test_admin_host_json_reports_early_srs(void **state)
 
     server_set_legacy(f->srv, false);
     text = admin_host_json(f->srv);
-    v = parse(text);
+    v = server_fixture_parse(text);
     assert_true(YAJL_IS_TRUE(json_get(v, "early_attach")));
     assert_string_equal(json_array_at(json_get(v, "attach_early_srs"),
                                       0)->u.string, SRX);
@@ -458,7 +418,7 @@ test_admin_host_json_reports_early_srs(void **state)
 
     assert_int_equal(admin_sr_set_attach_early(f->srv, SRX, "never", 0), 0);
     text = admin_host_json(f->srv);
-    v = parse(text);
+    v = server_fixture_parse(text);
     assert_int_equal(json_array_len(json_get(v, "attach_early_srs")), 0);
     assert_string_equal(json_get_str(json_array_at(json_get(v, "srs"), 0),
                                      "attach_early_policy"), "never");
@@ -474,7 +434,7 @@ test_admin_host_stat_has_extension(void **state)
     yajl_val v;
 
     assert_int_equal(server_host_stat(f->srv, &text), 0);
-    v = parse(text);
+    v = server_fixture_parse(text);
     assert_non_null(json_get(v, "cpu_info"));
     assert_true(YAJL_IS_TRUE(json_get(json_get(json_get(v, "xenops_c"),
                                                "features"),
@@ -505,7 +465,7 @@ test_admin_migration_stats_outlive_task(void **state)
 
     admin_note_migration(f->srv, VM, id);
     text = stats(f, VM);
-    v = parse(text);
+    v = server_fixture_parse(text);
     assert_string_equal(json_get_str(v, "state"), "Pending");
     assert_string_equal(json_get_str(v, "task"), id);
     yajl_tree_free(v);
@@ -515,7 +475,7 @@ test_admin_migration_stats_outlive_task(void **state)
     assert_int_equal(task_destroy(server_tasks(f->srv), id), 0);
     task_unref(t);
     text = stats(f, VM);
-    v = parse(text);
+    v = server_fixture_parse(text);
     assert_string_equal(json_get_str(v, "state"), "Completed");
     assert_string_equal(json_get_str(v, "dbg"), "mig");
     assert_string_equal(json_get_str(json_get(v, "result"), "mode"),
@@ -538,7 +498,7 @@ test_admin_migration_stats_failed(void **state)
     task_fail(t, xstrdup("[\"Internal_error\",\"boom\"]"));
     task_unref(t);
     text = stats(f, VM);
-    v = parse(text);
+    v = server_fixture_parse(text);
     assert_string_equal(json_get_str(v, "state"), "Failed");
     assert_string_equal(json_array_at(json_get(v, "error"), 1)->u.string,
                         "boom");
@@ -579,7 +539,7 @@ test_admin_migration_stats_replaced_and_bounded(void **state)
     admin_note_migration(f->srv, VM, task_id(a));
     admin_note_migration(f->srv, VM, task_id(b));
     text = stats(f, VM);
-    v = parse(text);
+    v = server_fixture_parse(text);
     assert_string_equal(json_get_str(v, "dbg"), "second");
     yajl_tree_free(v);
     free(text);

@@ -19,15 +19,16 @@
 #include "json.h"
 #include "metadata.h"
 #include "server.h"
+#include "server_fixture.h"
 #include "task.h"
 #include "updates.h"
 #include "vmextra.h"
 #include "xalloc.h"
 
-#define VM "9c0f7c55-1111-2222-3333-444455556666"
+#define VM SERVER_FIXTURE_VM
 #define TMP "9c0f7c55-1111-2222-3333-444400000001"
 #define OTHER "0b1c0000-aaaa-4bbb-8ccc-000000000002"
-#define SR3 "5a3e0c3e-0000-4000-8000-000000000003"
+#define SR3 SERVER_FIXTURE_SR
 
 /* A minimal Metadata.t for VM with the given vbds and extra members. */
 #define MD(vbds, extra)                                                     \
@@ -40,56 +41,26 @@ struct fx {
     struct vmextra_store *store;
 };
 
-static yajl_val
-parse(const char *text)
-{
-    yajl_val v = NULL;
-
-    assert_int_equal(json_parse(text, strlen(text), &v), 0);
-    return v;
-}
-
-static void
-add_json(struct fx *f, int (*fn)(struct server *, yajl_val, char **),
-         const char *text)
-{
-    yajl_val v = parse(text);
-    char *id = NULL;
-
-    assert_int_equal(fn(f->srv, v, &id), 0);
-    free(id);
-    yajl_tree_free(v);
-}
-
 static int
 setup(void **state)
 {
     struct fx *f = xcalloc(1, sizeof(*f));
 
-    config_defaults(&f->cfg);
-    assert_int_equal(config_set(&f->cfg, "persist", "false", "test"), 0);
-    assert_int_equal(config_set(&f->cfg, "database-path", "/nonexistent",
-                                "test"), 0);
-    assert_int_equal(config_set(&f->cfg, "sim-srs", SR3 ":5.0:0:0",
-                                "test"), 0);
-    assert_int_equal(config_set(&f->cfg, "sim-memory-cap-mib", "1", "test"),
-                     0);
-    assert_int_equal(server_new(&f->cfg, NULL, &f->srv), 0);
+    server_fixture_config(&f->cfg, NULL, SR3 ":5.0:0:0");
+    f->srv = server_fixture_start(&f->cfg);
     assert_int_equal(vmextra_store_open("/nonexistent", false, &f->store),
                      0);
-    add_json(f, server_vm_add,
-             "{\"id\":\"" VM "\",\"name\":\"m\",\"memory_static_max\":"
-             "1048576,\"vcpus\":1,\"platformdata\":{\"featureset\":\"ab\"},"
-             "\"ty\":[\"PV\",{\"boot\":[\"Indirect\",{\"devices\":"
-             "[[\"VDI\",\"" SR3 "/boot\"]]}]}]}");
-    add_json(f, server_vbd_add,
-             "{\"id\":[\"" VM "\",\"xvda\"],\"backend\":[\"VDI\",\"" SR3
-             "/a\"]}");
-    add_json(f, server_vbd_add,
-             "{\"id\":[\"" VM "\",\"xvdb\"],\"mode\":\"ReadOnly\","
-             "\"backend\":[\"Local\",\"/dev/null\"]}");
-    add_json(f, server_vif_add, "{\"id\":[\"" VM "\",\"0\"],\"mac\":"
-             "\"aa:bb:cc:dd:ee:ff\"}");
+    server_fixture_add_vm(f->srv, "{\"id\":\"" VM "\",\"name\":\"m\","
+                          "\"memory_static_max\":1048576,\"vcpus\":1,"
+                          "\"platformdata\":{\"featureset\":\"ab\"},"
+                          "\"ty\":[\"PV\",{\"boot\":[\"Indirect\","
+                          "{\"devices\":[[\"VDI\",\"" SR3 "/boot\"]]}]}]}");
+    server_fixture_add(f->srv, server_vbd_add,
+                       "{\"id\":[\"" VM "\",\"xvdb\"],\"mode\":\"ReadOnly\","
+                       "\"backend\":[\"Local\",\"/dev/null\"]}");
+    server_fixture_add(f->srv, server_vif_add,
+                       "{\"id\":[\"" VM "\",\"0\"],\"mac\":"
+                       "\"aa:bb:cc:dd:ee:ff\"}");
     *state = f;
     return 0;
 }
@@ -99,11 +70,9 @@ teardown(void **state)
 {
     struct fx *f = *state;
 
-    server_free(f->srv);
     vmextra_store_close(f->store);
-    config_dispose(&f->cfg);
+    server_fixture_stop(f->srv, &f->cfg);
     free(f);
-    xo_err_clear();
     return 0;
 }
 
@@ -128,7 +97,7 @@ records_of(struct fx *f, const char *id)
     assert_int_equal(server_vbd_list(f->srv, id, &vbds), 0);
     assert_int_equal(server_vif_list(f->srv, id, &vifs), 0);
     all = xasprintf("[%s,%s,%s]", vm, vbds, vifs);
-    v = parse(all);
+    v = server_fixture_parse(all);
     /* Drop the states: keep [Vm.t, [Vbd.t...], [Vif.t...]]. */
     free(all);
     free(vm);
@@ -158,7 +127,8 @@ test_metadata_round_trip(void **state)
 {
     struct fx *f = *state;
     char *md = export(f, VM), *id = NULL;
-    yajl_val before = records_of(f, VM), after, t = parse(md), dom;
+    yajl_val before = records_of(f, VM), after, dom;
+    yajl_val t = server_fixture_parse(md);
 
     assert_int_equal(json_array_len(json_get(t, "vbds")), 2);
     assert_int_equal(json_array_len(json_get(t, "vifs")), 1);
@@ -167,7 +137,7 @@ test_metadata_round_trip(void **state)
     assert_int_equal(json_array_len(json_get(t, "vusbs")), 0);
     assert_string_equal(json_get_str(json_get(t, "vm"), "id"), VM);
     assert_non_null(json_get_str(t, "domains"));
-    dom = parse(json_get_str(t, "domains"));
+    dom = server_fixture_parse(json_get_str(t, "domains"));
     assert_non_null(json_get(dom, "last_start_time"));
     yajl_tree_free(dom);
     yajl_tree_free(t);
@@ -399,11 +369,12 @@ static void
 test_metadata_export_remaps(void **state)
 {
     struct fx *f = *state;
-    yajl_val vdi_map = parse("{\"" SR3 "/a\":\"" OTHER "/a2\",\"" SR3
-                             "/boot\":\"" OTHER "/boot2\"}");
-    yajl_val vif_map = parse("{\"0\":[\"local\",\"xenbr9\"]}");
-    yajl_val bad_map = parse("{\"" SR3 "/a\":1}");
-    yajl_val bad_vif_map = parse("{\"0\":[\"Bridge\",\"x\"]}");
+    yajl_val vdi_map = server_fixture_parse("{\"" SR3 "/a\":\"" OTHER "/a2\","
+                                            "\"" SR3 "/boot\":\"" OTHER
+                                            "/boot2\"}");
+    yajl_val vif_map = server_fixture_parse("{\"0\":[\"local\",\"xenbr9\"]}");
+    yajl_val bad_map = server_fixture_parse("{\"" SR3 "/a\":1}");
+    yajl_val bad_vif_map = server_fixture_parse("{\"0\":[\"Bridge\",\"x\"]}");
     struct vmextra_store *store = NULL;
     char *md = NULL;
 

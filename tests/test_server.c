@@ -21,69 +21,39 @@
 #include "errors.h"
 #include "json.h"
 #include "server.h"
+#include "server_fixture.h"
 #include "server_priv.h"
 #include "sm.h"
 #include "task.h"
 #include "xalloc.h"
 #include "xstree.h"
 
-#define VM "9c0f7c55-1111-2222-3333-444455556666"
-#define SR3 "5a3e0c3e-0000-4000-8000-000000000003"
+#define VM SERVER_FIXTURE_VM
+#define SR3 SERVER_FIXTURE_SR
 
 struct fx {
     struct config cfg;
     struct server *srv;
 };
 
-static yajl_val
-parse(const char *text)
-{
-    yajl_val v = NULL;
-
-    assert_int_equal(json_parse(text, strlen(text), &v), 0);
-    return v;
-}
-
-static void
-add_json(struct fx *f, int (*fn)(struct server *, yajl_val, char **),
-         const char *text)
-{
-    yajl_val v = parse(text);
-    char *id = NULL;
-
-    assert_int_equal(fn(f->srv, v, &id), 0);
-    free(id);
-    yajl_tree_free(v);
-}
-
 static int
 setup(void **state)
 {
     struct fx *f = xcalloc(1, sizeof(*f));
 
-    config_defaults(&f->cfg);
-    assert_int_equal(config_set(&f->cfg, "persist", "false", "test"), 0);
-    assert_int_equal(config_set(&f->cfg, "database-path", "/nonexistent",
-                                "test"), 0);
-    assert_int_equal(config_set(&f->cfg, "sim-srs", SR3 ":5.0:20:1",
-                                "test"), 0);
-    assert_int_equal(config_set(&f->cfg, "sim-memory-cap-mib", "1", "test"),
-                     0);
-    assert_int_equal(server_new(&f->cfg, NULL, &f->srv), 0);
-    add_json(f, server_vm_add,
-             "{\"id\":\"" VM "\",\"name\":\"t\",\"memory_static_max\":"
-             "1048576,\"vcpus\":1,\"vcpu_max\":4,\"ty\":[\"PV\",{}]}");
-    add_json(f, server_vbd_add,
-             "{\"id\":[\"" VM "\",\"xvda\"],\"backend\":[\"VDI\",\"" SR3
-             "/a\"]}");
-    add_json(f, server_vbd_add,
-             "{\"id\":[\"" VM "\",\"xvdb\"],\"mode\":\"ReadOnly\","
-             "\"backend\":[\"Local\",\"/dev/null\"]}");
-    add_json(f, server_vif_add, "{\"id\":[\"" VM "\",\"0\"]}");
+    server_fixture_config(&f->cfg, NULL, SR3 ":5.0:20:1");
+    f->srv = server_fixture_start(&f->cfg);
+    server_fixture_add_vm(f->srv, "{\"id\":\"" VM "\",\"name\":\"t\","
+                          "\"memory_static_max\":1048576,\"vcpus\":1,"
+                          "\"vcpu_max\":4,\"ty\":[\"PV\",{}]}");
+    server_fixture_add(f->srv, server_vbd_add,
+                       "{\"id\":[\"" VM "\",\"xvdb\"],\"mode\":\"ReadOnly\","
+                       "\"backend\":[\"Local\",\"/dev/null\"]}");
+    server_fixture_add(f->srv, server_vif_add, "{\"id\":[\"" VM "\",\"0\"]}");
     /* An empty CD drive. */
-    add_json(f, server_vbd_add,
-             "{\"id\":[\"" VM "\",\"xvdd\"],\"ty\":\"CDROM\","
-             "\"mode\":\"ReadOnly\"}");
+    server_fixture_add(f->srv, server_vbd_add,
+                       "{\"id\":[\"" VM "\",\"xvdd\"],\"ty\":\"CDROM\","
+                       "\"mode\":\"ReadOnly\"}");
     *state = f;
     return 0;
 }
@@ -93,10 +63,8 @@ teardown(void **state)
 {
     struct fx *f = *state;
 
-    server_free(f->srv);
-    config_dispose(&f->cfg);
+    server_fixture_stop(f->srv, &f->cfg);
     free(f);
-    xo_err_clear();
     return 0;
 }
 
@@ -136,7 +104,7 @@ power_state(struct fx *f)
     char *ps;
 
     assert_int_equal(server_vm_stat(f->srv, VM, &json), 0);
-    v = parse(json);
+    v = server_fixture_parse(json);
     ps = xstrdup(json_get_str(json_array_at(v, 1), "power_state"));
     yajl_tree_free(v);
     free(json);
@@ -150,7 +118,7 @@ test_server_start_shutdown(void **state)
     struct server_op_args a = { .kind = SERVER_OP_VM_START, .vm = VM,
                                 .flag = false, .timeout = -1 };
     char *stat = run_op(f, &a, NULL), *ps, *vbd = NULL;
-    yajl_val v = parse(stat);
+    yajl_val v = server_fixture_parse(stat);
 
     assert_string_equal(state_tag(v), "Completed");
     yajl_tree_free(v);
@@ -167,7 +135,7 @@ test_server_start_shutdown(void **state)
 
     a.kind = SERVER_OP_VM_SHUTDOWN;
     stat = run_op(f, &a, NULL);
-    v = parse(stat);
+    v = server_fixture_parse(stat);
     assert_string_equal(state_tag(v), "Completed");
     yajl_tree_free(v);
     free(stat);
@@ -190,7 +158,7 @@ test_server_start_twice_is_bad_power_state(void **state)
 
     free(stat);
     stat = run_op(f, &a, NULL);
-    v = parse(stat);
+    v = server_fixture_parse(stat);
     assert_string_equal(state_tag(v), "Failed");
     assert_non_null(strstr(stat, "Bad_power_state"));
     yajl_tree_free(v);
@@ -316,8 +284,8 @@ test_server_rejects_bad_ids(void **state)
     xo_err_clear();
     /* A VBD of an unknown VM is refused and creates nothing. */
     {
-        yajl_val v = parse("{\"id\":[\"9c0f7c55-1111-2222-3333-"
-                           "000000000000\",\"xvda\"]}");
+        yajl_val v = server_fixture_parse("{\"id\":[\"9c0f7c55-1111-2222-3333-"
+                                          "000000000000\",\"xvda\"]}");
 
         assert_int_equal(server_vbd_add(f->srv, v, &out), XO_ENOTFOUND);
         yajl_tree_free(v);
@@ -341,7 +309,7 @@ stat_pair(struct fx *f, int (*fn)(struct server *, const char *,
     yajl_val v;
 
     assert_int_equal(fn(f->srv, VM, dev, &json), 0);
-    v = parse(json);
+    v = server_fixture_parse(json);
     if (text_r)
         *text_r = json;
     else
@@ -352,7 +320,7 @@ stat_pair(struct fx *f, int (*fn)(struct server *, const char *,
 static void
 assert_json_field(yajl_val rec, const char *key, const char *expect)
 {
-    yajl_val want = parse(expect);
+    yajl_val want = server_fixture_parse(expect);
 
     assert_non_null(json_get(rec, key));
     if (!json_equal(json_get(rec, key), want))
@@ -370,9 +338,9 @@ test_server_records_are_canonical(void **state)
     char *text = NULL;
     yajl_val v, rec;
 
-    add_json(f, server_vbd_add,
-             "{\"ID\":[\"" VM "\",\"xvdc\"],\"MODE\":\"readonly\","
-             "\"ty\":\"cdrom\",\"Bogus\":1,\"persistent\":false}");
+    server_fixture_add(f->srv, server_vbd_add,
+                       "{\"ID\":[\"" VM "\",\"xvdc\"],\"MODE\":\"readonly\","
+                       "\"ty\":\"cdrom\",\"Bogus\":1,\"persistent\":false}");
     v = stat_pair(f, server_vbd_stat, "xvdc", &text);
     rec = json_array_at(v, 0);
     assert_non_null(strstr(text, "\"mode\":\"ReadOnly\""));
@@ -406,7 +374,7 @@ test_server_records_are_canonical(void **state)
     yajl_tree_free(v);
 
     assert_int_equal(server_vm_stat(f->srv, VM, &text), 0);
-    v = parse(text);
+    v = server_fixture_parse(text);
     rec = json_array_at(v, 0);
     assert_json_field(rec, "name", "\"t\"");
     assert_json_field(rec, "memory_dynamic_max", "1048576");
@@ -433,12 +401,13 @@ test_server_vm_record_hvm_defaults(void **state)
     char *text = NULL;
     yajl_val v, ty;
 
-    add_json(f, server_vm_add,
-             "{\"id\":\"" VM "\",\"memory_static_max\":\"2097152\","
-             "\"vcpus\":2,\"ty\":[\"hvm\",{\"video\":\"Matrox\","
-             "\"firmware\":[\"uefi\",{}]}],\"on_crash\":[\"coredump\"]}");
+    server_fixture_add(f->srv, server_vm_add,
+                       "{\"id\":\"" VM "\",\"memory_static_max\":\"2097152\","
+                       "\"vcpus\":2,\"ty\":[\"hvm\",{\"video\":\"Matrox\","
+                       "\"firmware\":[\"uefi\",{}]}],"
+                       "\"on_crash\":[\"coredump\"]}");
     assert_int_equal(server_vm_stat(f->srv, VM, &text), 0);
-    v = parse(text);
+    v = server_fixture_parse(text);
     assert_json_field(json_array_at(v, 0), "memory_static_max", "2097152");
     assert_json_field(json_array_at(v, 0), "on_crash", "[\"Coredump\"]");
     ty = json_array_at(json_get(json_array_at(v, 0), "ty"), 1);
@@ -459,7 +428,7 @@ static void
 add_fails(struct fx *f, int (*fn)(struct server *, yajl_val, char **),
           const char *text, int expect)
 {
-    yajl_val v = parse(text);
+    yajl_val v = server_fixture_parse(text);
     char *id = NULL;
 
     assert_int_equal(fn(f->srv, v, &id), expect);
@@ -518,8 +487,9 @@ test_server_vbd_can_attach_early_from_driver(void **state)
     v = stat_pair(f, server_vbd_stat, "xvdb", NULL);
     assert_json_field(json_array_at(v, 0), "can_attach_early", "false");
     yajl_tree_free(v);
-    add_json(f, server_vbd_add, "{\"id\":[\"" VM "\",\"xvde\"],\"backend\":"
-             "[\"VDI\",\"" SR3 "/e\"],\"can_attach_early\":false}");
+    server_fixture_add(f->srv, server_vbd_add,
+                       "{\"id\":[\"" VM "\",\"xvde\"],\"backend\":"
+                       "[\"VDI\",\"" SR3 "/e\"],\"can_attach_early\":false}");
     v = stat_pair(f, server_vbd_stat, "xvde", NULL);
     assert_json_field(json_array_at(v, 0), "can_attach_early", "false");
     yajl_tree_free(v);
@@ -544,7 +514,7 @@ test_server_host_stat(void **state)
 
     server_set_cpuinfo_path(f->srv, path);
     assert_int_equal(server_host_stat(f->srv, &text), 0);
-    v = parse(text);
+    v = server_fixture_parse(text);
     cpu = json_get(v, "cpu_info");
     assert_json_field(cpu, "cpu_count", "8");
     assert_json_field(cpu, "socket_count", "2");
@@ -571,7 +541,7 @@ test_server_host_stat(void **state)
     /* Without the file the CPUs are still counted. */
     server_set_cpuinfo_path(f->srv, "/nonexistent/cpuinfo");
     assert_int_equal(server_host_stat(f->srv, &text), 0);
-    v = parse(text);
+    v = server_fixture_parse(text);
     assert_true(json_get(json_get(v, "cpu_info"), "cpu_count")->u.number.i
                 >= 1);
     yajl_tree_free(v);
@@ -613,7 +583,7 @@ queue_fails(struct fx *f, enum atom_kind kind, const char *dev,
 static void
 assert_task(char *stat, const char *tag, const char *needle)
 {
-    yajl_val v = parse(stat);
+    yajl_val v = server_fixture_parse(stat);
 
     if (strcmp(state_tag(v), tag) != 0 ||
         (needle && !strstr(stat, needle))) {
@@ -642,7 +612,7 @@ vm_state_int(struct fx *f, const char *key)
     int64_t n = -1;
 
     assert_int_equal(server_vm_stat(f->srv, VM, &json), 0);
-    v = parse(json);
+    v = server_fixture_parse(json);
     assert_int_equal(json_get_int64(json_array_at(v, 1), key, -1, &n), 0);
     yajl_tree_free(v);
     free(json);
@@ -697,7 +667,7 @@ domid_of(struct fx *f)
     int64_t d = -1;
 
     assert_int_equal(server_vm_stat(f->srv, VM, &json), 0);
-    v = parse(json);
+    v = server_fixture_parse(json);
     assert_int_equal(json_to_int64(json_array_at(json_get(
                          json_array_at(v, 1), "domids"), 0), &d), 0);
     yajl_tree_free(v);
@@ -902,10 +872,11 @@ static void
 test_server_generate_state_string(void **state)
 {
     struct fx *f = *state;
-    yajl_val vm = parse("{\"id\":\"" VM "\",\"memory_static_max\":1,"
-                        "\"vcpus\":1,\"ty\":[\"HVM\",{}]}");
-    yajl_val bad = parse("{\"id\":\"" VM "\",\"vcpus\":\"one\","
-                         "\"memory_static_max\":1}");
+    yajl_val vm = server_fixture_parse("{\"id\":\"" VM "\","
+                                       "\"memory_static_max\":1,"
+                                       "\"vcpus\":1,\"ty\":[\"HVM\",{}]}");
+    yajl_val bad = server_fixture_parse("{\"id\":\"" VM "\",\"vcpus\":\"one\","
+                                        "\"memory_static_max\":1}");
     char *s = NULL;
 
     assert_int_equal(server_vm_generate_state_string(f->srv, vm, &s), 0);

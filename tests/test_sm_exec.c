@@ -21,48 +21,31 @@
 #include "errors.h"
 #include "json.h"
 #include "sm_exec.h"
+#include "sm_fixture.h"
 #include "xalloc.h"
-
-struct fixture {
-    char dir[64];
-};
 
 static int
 setup(void **state)
 {
-    struct fixture *f = xcalloc(1, sizeof(*f));
-
-    strcpy(f->dir, "/tmp/test_sm_exec.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    *state = f;
+    *state = sm_fixture_new("test_sm_exec", false);
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    struct fixture *f = *state;
-    char *cmd = xasprintf("rm -rf '%s'", f->dir);
-
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
-    free(f);
-    xo_err_clear();
-    unsetenv("XO_SM_TEST_KNOB");
+    sm_fixture_free(*state);
     unsetenv("SM_EXEC_TEST_SECRET");
     return 0;
 }
 
 static char *
-script(struct fixture *f, const char *name, const char *body, mode_t mode)
+script(struct sm_fixture *f, const char *name, const char *body,
+       mode_t mode)
 {
     char *path = xasprintf("%s/%s", f->dir, name);
-    FILE *fp = fopen(path, "w");
 
-    assert_non_null(fp);
-    fputs(body, fp);
-    fclose(fp);
-    assert_int_equal(chmod(path, mode), 0);
+    sm_fixture_write_file(path, body, mode);
     return path;
 }
 
@@ -83,31 +66,19 @@ init_call(struct sm_exec_call *c, const char *path, const char *const *argv)
 static char *
 expect_error(int rc, const char *code)
 {
-    char *json = xo_err_take_json(rc);
-    yajl_val v = NULL, inner, params;
-    char *reason;
+    yajl_val tree = NULL;
+    yajl_val params = sm_fixture_script_error(rc, code, "TestSR",
+                                              "vdi_attach", "vdi-1", &tree);
+    char *reason = xstrdup(json_array_at(params, 3)->u.string);
 
-    assert_int_equal(rc, XO_EBACKEND);
-    assert_int_equal(json_parse(json, strlen(json), &v), 0);
-    assert_string_equal(json_array_at(v, 0)->u.string,
-                        "Storage_backend_error");
-    inner = json_array_at(v, 1);
-    assert_string_equal(json_array_at(inner, 0)->u.string, code);
-    params = json_array_at(inner, 1);
-    assert_int_equal(json_array_len(params), 6);
-    assert_string_equal(json_array_at(params, 0)->u.string, "TestSR");
-    assert_string_equal(json_array_at(params, 1)->u.string, "vdi_attach");
-    assert_string_equal(json_array_at(params, 2)->u.string, "vdi-1");
-    reason = xstrdup(json_array_at(params, 3)->u.string);
-    yajl_tree_free(v);
-    free(json);
+    yajl_tree_free(tree);
     return reason;
 }
 
 static void
 test_sm_exec_argv_exact(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *path = script(f, "args.sh",
                         "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]\\n' "
                         "\"$a\"; done\n", 0755);
@@ -136,7 +107,7 @@ test_sm_exec_argv_exact(void **state)
 static void
 test_sm_exec_env_scrubbed(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *path = script(f, "env.sh", "#!/bin/sh\ntr '\\0' '\\n' < "
                         "/proc/$$/environ | sort\n", 0755);
     const char *argv[] = { path, NULL };
@@ -166,7 +137,7 @@ test_sm_exec_env_scrubbed(void **state)
 static void
 test_sm_exec_stdin_delivered(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *path = script(f, "cat.sh", "#!/bin/sh\nexec cat\n", 0755);
     const char *argv[] = { path, NULL };
     size_t n = 300 * 1024;
@@ -195,25 +166,6 @@ test_sm_exec_stdin_delivered(void **state)
     free(path);
 }
 
-/* Dead = gone or a zombie (its parent, init, has not reaped it yet). */
-static bool
-process_dead(pid_t pid)
-{
-    char path[64], buf[512];
-    FILE *fp;
-    char *p;
-    bool dead = true;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    fp = fopen(path, "r");
-    if (!fp)
-        return true;
-    if (fgets(buf, sizeof(buf), fp) && (p = strrchr(buf, ')')) != NULL)
-        dead = p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
-    fclose(fp);
-    return dead;
-}
-
 static pid_t
 read_pid(const char *file)
 {
@@ -229,7 +181,7 @@ read_pid(const char *file)
 static void
 test_sm_exec_timeout_kills_group(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *path = script(f, "hang.sh", "#!/bin/sh\nsleep 1000 &\n"
                         "echo $! > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"\n"
                         "echo started\nsleep 1000\n", 0755);
@@ -251,9 +203,9 @@ test_sm_exec_timeout_kills_group(void **state)
     gc = read_pid(pidfile);
     /* SIGKILL is asynchronous: wait for the grandchild to die (10 s is a
      * deadlock guard, not a timing assertion). */
-    for (int i = 0; i < 1000 && !process_dead(gc); i++)
+    for (int i = 0; i < 1000 && !sm_fixture_process_dead(gc); i++)
         usleep(10000);
-    assert_true(process_dead(gc));
+    assert_true(sm_fixture_process_dead(gc));
     sm_exec_result_dispose(&r);
     free(reason);
     free(pidfile);
@@ -263,7 +215,7 @@ test_sm_exec_timeout_kills_group(void **state)
 static void
 test_sm_exec_child_exit_ends_call(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     /* The grandchild keeps stdout open after the driver exits. */
     char *path = script(f, "bg.sh", "#!/bin/sh\nsleep 1000 &\n"
                         "echo $! > \"$1\"\necho done\n", 0755);
@@ -287,7 +239,7 @@ test_sm_exec_child_exit_ends_call(void **state)
 static void
 test_sm_exec_signal_is_failure(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *path = script(f, "crash.sh", "#!/bin/sh\necho dying >&2\n"
                         "kill -SEGV $$\n", 0755);
     const char *argv[] = { path, NULL };
@@ -308,7 +260,7 @@ test_sm_exec_signal_is_failure(void **state)
 static void
 test_sm_exec_nonzero_exit_returned(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *path = script(f, "exit.sh", "#!/bin/sh\necho out\necho err >&2\n"
                         "exit 3\n", 0755);
     const char *argv[] = { path, NULL };
@@ -337,7 +289,7 @@ test_sm_exec_nonzero_exit_returned(void **state)
 static void
 test_sm_exec_oversized_output(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *path = script(f, "big.sh", "#!/bin/sh\nhead -c 100000 /dev/zero "
                         ">&$1\nsleep 1000\n", 0755);
     const char *argv_out[] = { path, "1", NULL };
@@ -365,7 +317,7 @@ test_sm_exec_oversized_output(void **state)
 static void
 test_sm_exec_missing_or_not_executable(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *missing = xasprintf("%s/NoSuchSR", f->dir);
     char *plain = script(f, "plain.sh", "#!/bin/sh\necho hi\n", 0644);
     char *nointerp = script(f, "nointerp.sh", "#!/nonexistent/interp\n",
@@ -404,7 +356,7 @@ test_sm_exec_missing_or_not_executable(void **state)
 static void
 test_sm_exec_descriptors_and_signals_reset(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *path = script(f, "fds.sh", "#!/bin/sh\n"
                         "[ -e /proc/$$/fd/$1 ] && echo open || echo closed\n"
                         "while read -r l; do case $l in SigBlk*|SigIgn*) "
@@ -440,7 +392,7 @@ test_sm_exec_descriptors_and_signals_reset(void **state)
 static void
 test_sm_exec_find_case_insensitive(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *a = script(f, "Plugin.Query", "", 0755);
     char *b = script(f, "datapath.attach", "", 0755);
     char *c = script(f, "Datapath.Attach", "", 0755);
@@ -468,7 +420,7 @@ test_sm_exec_find_case_insensitive(void **state)
 static void
 test_sm_exec_stamp_follows_file(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *p = script(f, "XSR", "#!/bin/sh\n", 0755);
     char *tmp = NULL;
     uint64_t s1, s2, s3;

@@ -21,151 +21,31 @@
 #include "json.h"
 #include "model.h"
 #include "sm.h"
+#include "sm_fixture.h"
 #include "smapiv1.h"
 #include "xalloc.h"
 
 #define SR "d9a3e0c3-0000-4000-8000-000000000001"
 
-extern char **environ;
-
-struct fixture {
-    char dir[64];
-    char *sr_dir;
-    char *log;
-    char *sm_dir;
-    char *dconf;
-    const struct sm_driver_ops *ops;
-    void *priv;
-};
-
-static char *
-srcdir_path(const char *rel)
-{
-    const char *top = getenv("top_srcdir");
-
-    return xasprintf("%s/%s", top ? top : ".", rel);
-}
-
-static void
-touch_vdi(struct fixture *f, const char *name)
-{
-    char *path = xasprintf("%s/%s", f->sr_dir, name);
-    FILE *fp = fopen(path, "w");
-
-    assert_non_null(fp);
-    fclose(fp);
-    assert_int_equal(truncate(path, 1 << 20), 0);
-    free(path);
-}
-
 static int
 setup(void **state)
 {
-    struct fixture *f = xcalloc(1, sizeof(*f));
+    struct sm_fixture *f = sm_fixture_new("test_smapiv1", true);
 
-    strcpy(f->dir, "/tmp/test_smapiv1.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    f->sr_dir = xasprintf("%s/sr", f->dir);
-    assert_int_equal(mkdir(f->sr_dir, 0755), 0);
-    f->log = xasprintf("%s/calls.log", f->dir);
-    setenv("XO_SM_LOG", f->log, 1);
-    f->sm_dir = srcdir_path("scripts/sm/v1");
-    f->dconf = xasprintf("{\"path\": \"%s\"}", f->sr_dir);
-    touch_vdi(f, "disk1");
-    touch_vdi(f, "disk2");
-    assert_int_equal(smapiv1_driver_new(f->sm_dir, "XoFile", SR, f->dconf,
+    f->drivers = sm_fixture_srcdir_path("scripts/sm/v1");
+    sm_fixture_make_vdi(f, "disk1");
+    sm_fixture_make_vdi(f, "disk2");
+    assert_int_equal(smapiv1_driver_new(f->drivers, "XoFile", SR, f->dconf,
                                         30000, &f->ops, &f->priv), 0);
     *state = f;
     return 0;
 }
 
-/* Unset every knob a test set (names collected first: unsetenv edits
- * environ). */
-static void
-clear_knobs(void)
-{
-    char *names[64];
-    size_t n = 0;
-
-    for (char **e = environ; *e && n < 64; e++)
-        if (strncmp(*e, "XO_SM_", 6) == 0)
-            names[n++] = xstrndup(*e, strcspn(*e, "="));
-    for (size_t i = 0; i < n; i++) {
-        unsetenv(names[i]);
-        free(names[i]);
-    }
-}
-
 static int
 teardown(void **state)
 {
-    struct fixture *f = *state;
-    char *cmd = xasprintf("rm -rf '%s'", f->dir);
-
-    if (f->priv)
-        f->ops->free(f->priv);
-    assert_int_equal(system(cmd), 0);
-    clear_knobs();
-    free(cmd);
-    free(f->sr_dir);
-    free(f->log);
-    free(f->sm_dir);
-    free(f->dconf);
-    free(f);
-    xo_err_clear();
+    sm_fixture_free(*state);
     return 0;
-}
-
-/* The call log's entries; caller frees each with yajl_tree_free. */
-static size_t
-read_log(struct fixture *f, yajl_val *entries, size_t max)
-{
-    FILE *fp = fopen(f->log, "r");
-    char line[65536];
-    size_t n = 0;
-
-    if (!fp)
-        return 0;
-    while (n < max && fgets(line, sizeof(line), fp)) {
-        assert_int_equal(json_parse(line, strlen(line), &entries[n]), 0);
-        n++;
-    }
-    fclose(fp);
-    return n;
-}
-
-/* "cmd|cmd|..." from the log. */
-static char *
-log_commands(struct fixture *f)
-{
-    yajl_val e[64];
-    size_t n = read_log(f, e, 64);
-    char *out = xstrdup("");
-
-    for (size_t i = 0; i < n; i++) {
-        char *next = xasprintf("%s%s%s", out, i ? "|" : "",
-                               json_get_str(e[i], "command"));
-
-        free(out);
-        out = next;
-        yajl_tree_free(e[i]);
-    }
-    return out;
-}
-
-/* Compact JSON of entry i's args (member order as the driver saw it). */
-static char *
-log_args(struct fixture *f, size_t i)
-{
-    yajl_val e[64];
-    size_t n = read_log(f, e, 64);
-    char *out;
-
-    assert_true(i < n);
-    out = json_tree_to_string(json_get(e[i], "args"));
-    for (size_t k = 0; k < n; k++)
-        yajl_tree_free(e[k]);
-    return out;
 }
 
 static char *
@@ -175,54 +55,30 @@ take_err(int rc)
     return xo_err_take_json(rc);
 }
 
-/* The error must be Storage_backend_error [code, [driver, command, vdi,
- * reason, stdout, stderr]]; returns the parsed params (caller frees the
- * tree through *tree_r). */
+/* The error of the sample driver XoFileSR: see sm_fixture.h. */
 static yajl_val
 script_error(int rc, const char *code, const char *command,
              const char *vdi, yajl_val *tree_r)
 {
-    char *json = take_err(rc);
-    yajl_val inner, params;
-
-    assert_int_equal(rc, XO_EBACKEND);
-    assert_int_equal(json_parse(json, strlen(json), tree_r), 0);
-    free(json);
-    inner = json_array_at(*tree_r, 1);
-    assert_string_equal(json_array_at(inner, 0)->u.string, code);
-    params = json_array_at(inner, 1);
-    assert_int_equal(json_array_len(params), 6);
-    assert_string_equal(json_array_at(params, 0)->u.string, "XoFileSR");
-    assert_string_equal(json_array_at(params, 1)->u.string, command);
-    assert_string_equal(json_array_at(params, 2)->u.string, vdi);
-    return params;
-}
-
-static void
-vdi_disk(struct model_disk *d, const char *vdi)
-{
-    memset(d, 0, sizeof(*d));
-    d->kind = MODEL_DISK_VDI;
-    d->sr = xstrdup(SR);
-    d->vdi = xstrdup(vdi);
-    d->path = xasprintf("%s/%s", SR, vdi);
+    return sm_fixture_script_error(rc, code, "XoFileSR", command, vdi,
+                                   tree_r);
 }
 
 static void
 test_smapiv1_driver_lookup(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     const struct sm_driver_ops *ops;
     void *priv;
     char *json;
     int rc;
 
     /* The type matches <Type>SR case-insensitively. */
-    assert_int_equal(smapiv1_driver_new(f->sm_dir, "xofile", SR, NULL, 1000,
+    assert_int_equal(smapiv1_driver_new(f->drivers, "xofile", SR, NULL, 1000,
                                         &ops, &priv), 0);
     assert_non_null(strstr(smapiv1_driver_path(priv), "/XoFileSR"));
     ops->free(priv);
-    rc = smapiv1_driver_new(f->sm_dir, "nosuch", SR, NULL, 1000, &ops,
+    rc = smapiv1_driver_new(f->drivers, "nosuch", SR, NULL, 1000, &ops,
                             &priv);
     assert_int_equal(rc, XO_ENOTFOUND);
     json = xo_err_take_json(rc);
@@ -230,16 +86,16 @@ test_smapiv1_driver_lookup(void **state)
                         "\"nosuch\"]]");
     free(json);
     /* Bad input changes nothing and gets XO_EINVAL. */
-    assert_int_equal(smapiv1_driver_new(f->sm_dir, "../v1/XoFile", SR, NULL,
+    assert_int_equal(smapiv1_driver_new(f->drivers, "../v1/XoFile", SR, NULL,
                                         1000, &ops, &priv), XO_EINVAL);
-    assert_int_equal(smapiv1_driver_new(f->sm_dir, "XoFile", "not-a-uuid",
+    assert_int_equal(smapiv1_driver_new(f->drivers, "XoFile", "not-a-uuid",
                                         NULL, 1000, &ops, &priv), XO_EINVAL);
-    assert_int_equal(smapiv1_driver_new(f->sm_dir, "XoFile", SR, "[1]",
+    assert_int_equal(smapiv1_driver_new(f->drivers, "XoFile", SR, "[1]",
                                         1000, &ops, &priv), XO_EINVAL);
-    assert_int_equal(smapiv1_driver_new(f->sm_dir, "XoFile", SR,
+    assert_int_equal(smapiv1_driver_new(f->drivers, "XoFile", SR,
                                         "{\"path\": 1}", 1000, &ops, &priv),
                      XO_EINVAL);
-    assert_int_equal(smapiv1_driver_new(f->sm_dir, "XoFile", SR, NULL, 0,
+    assert_int_equal(smapiv1_driver_new(f->drivers, "XoFile", SR, NULL, 0,
                                         &ops, &priv), XO_EINVAL);
     xo_err_clear();
     /* Nothing ran. */
@@ -249,16 +105,16 @@ test_smapiv1_driver_lookup(void **state)
 static void
 test_smapiv1_query_driver_info(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *version = NULL, *s;
 
     assert_int_equal(f->ops->query(f->priv, &version), 0);
     assert_string_equal(version, "1.0");
-    s = log_commands(f);
+    s = sm_fixture_log_calls(f, false);
     assert_string_equal(s, "sr_get_driver_info");
     free(s);
     /* As xapi discovers drivers: no SR, no session. */
-    s = log_args(f, 0);
+    s = sm_fixture_log_args(f, 0);
     assert_string_equal(s, "{\"host_ref\":\"OpaqueRef:NULL\",\"command\":"
                         "\"sr_get_driver_info\",\"args\":[],"
                         "\"device_config\":{}}");
@@ -269,14 +125,14 @@ test_smapiv1_query_driver_info(void **state)
 static void
 test_smapiv1_call_sequence_and_args(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     struct sm *sm;
     struct model_disk d;
     char *params = NULL, *s, *expect, *statefile;
     FILE *fp;
     char buf[256] = "";
 
-    vdi_disk(&d, "disk1");
+    sm_fixture_vdi_disk(&d, SR, "disk1");
     assert_int_equal(sm_new(&sm), 0);
     assert_int_equal(sm_register_sr(sm, SR, f->ops, f->priv), 0);
     f->priv = NULL;     /* sm owns it now */
@@ -296,12 +152,12 @@ test_smapiv1_call_sequence_and_args(void **state)
                         "\"writable\": true, \"active\": true}");
     assert_int_equal(sm_dp_destroy(sm, "vbd/5/xvda"), 0);
     assert_int_equal(sm_epoch_end(sm, &d, "5"), 0);
-    s = log_commands(f);
+    s = sm_fixture_log_calls(f, false);
     assert_string_equal(s, "vdi_epoch_begin|vdi_attach|vdi_activate|"
                         "vdi_deactivate|vdi_detach|vdi_epoch_end");
     free(s);
     /* The struct xapi sends, members in xapi's order. */
-    s = log_args(f, 1);
+    s = sm_fixture_log_args(f, 1);
     expect = xasprintf(
         "{\"host_ref\":\"OpaqueRef:NULL\",\"command\":\"vdi_attach\","
         "\"args\":[\"true\"],\"device_config\":{\"SRmaster\":\"true\","
@@ -313,15 +169,15 @@ test_smapiv1_call_sequence_and_args(void **state)
     assert_string_equal(s, expect);
     free(expect);
     free(s);
-    s = log_args(f, 0);
+    s = sm_fixture_log_args(f, 0);
     assert_non_null(strstr(s, "\"command\":\"vdi_epoch_begin\",\"args\":[]"));
     assert_non_null(strstr(s, "\"vdi_on_boot\":\"reset\""));
     free(s);
-    s = log_args(f, 2);
+    s = sm_fixture_log_args(f, 2);
     assert_non_null(strstr(s, "\"command\":\"vdi_activate\",\"args\":"
                            "[\"true\"]"));
     free(s);
-    s = log_args(f, 4);
+    s = sm_fixture_log_args(f, 4);
     assert_non_null(strstr(s, "\"command\":\"vdi_detach\",\"args\":[]"));
     free(s);
     /* The driver holds nothing any more. */
@@ -335,19 +191,19 @@ test_smapiv1_call_sequence_and_args(void **state)
 static void
 test_smapiv1_readonly_attach_and_activate(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *params = NULL, *s;
 
     assert_int_equal(f->ops->attach(f->priv, "vbd/7/hdd", SR, "disk2", "7",
                                     false, &params), 0);
     assert_int_equal(f->ops->activate(f->priv, "vbd/7/hdd", SR, "disk2",
                                       "7"), 0);
-    s = log_args(f, 0);
+    s = sm_fixture_log_args(f, 0);
     assert_non_null(strstr(s, "\"command\":\"vdi_attach\",\"args\":"
                            "[\"false\"]"));
     free(s);
     /* vdi_activate repeats how the VDI was attached. */
-    s = log_args(f, 1);
+    s = sm_fixture_log_args(f, 1);
     assert_non_null(strstr(s, "\"command\":\"vdi_activate\",\"args\":"
                            "[\"false\"]"));
     free(s);
@@ -381,7 +237,7 @@ test_smapiv1_fault_mapping(void **state)
           "\",\"OpaqueRef:disk1\"]]]" },
         { "disk1:38", XO_EUNSUPPORTED, "[\"Unimplemented\",\"vdi_attach\"]" },
     };
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *params = NULL, *json;
     int rc;
 
@@ -404,7 +260,7 @@ test_smapiv1_fault_mapping(void **state)
 static void
 test_smapiv1_driver_faults(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *params = NULL, *json;
     int rc;
 
@@ -433,29 +289,10 @@ test_smapiv1_driver_faults(void **state)
     free(params);
 }
 
-/* Dead = gone or a zombie waiting for init. */
-static bool
-process_dead(long pid)
-{
-    char path[64], buf[512];
-    FILE *fp;
-    char *p;
-    bool dead = true;
-
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    fp = fopen(path, "r");
-    if (!fp)
-        return true;
-    if (fgets(buf, sizeof(buf), fp) && (p = strrchr(buf, ')')) != NULL)
-        dead = p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
-    fclose(fp);
-    return dead;
-}
-
 static void
 test_smapiv1_hang_killed_at_timeout(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     const struct sm_driver_ops *ops;
     void *quick;
     yajl_val tree, params, e[8];
@@ -464,7 +301,7 @@ test_smapiv1_hang_killed_at_timeout(void **state)
 
     /* A second instance with a short timeout, for the hanging call only
      * (the driver keeps its state in files, so both see the same SR). */
-    assert_int_equal(smapiv1_driver_new(f->sm_dir, "XoFile", SR, f->dconf,
+    assert_int_equal(smapiv1_driver_new(f->drivers, "XoFile", SR, f->dconf,
                                         1000, &ops, &quick), 0);
     setenv("XO_SM_HANG_DEACTIVATE", "disk1", 1);
     params = script_error(ops->deactivate(quick, "vbd/5/xvda", SR, "disk1",
@@ -475,20 +312,20 @@ test_smapiv1_hang_killed_at_timeout(void **state)
                         "no answer within 1000 ms; process group killed");
     yajl_tree_free(tree);
     /* The driver that hung is dead (10 s: a deadlock guard only). */
-    n = read_log(f, e, 8);
+    n = sm_fixture_read_log(f, e, 8);
     assert_int_equal(n, 1);
     assert_int_equal(json_get_int64(e[0], "pid", 0, &pid), 0);
     yajl_tree_free(e[0]);
-    for (int i = 0; i < 1000 && !process_dead((long)pid); i++)
+    for (int i = 0; i < 1000 && !sm_fixture_process_dead((long)pid); i++)
         usleep(10000);
-    assert_true(process_dead((long)pid));
+    assert_true(sm_fixture_process_dead((long)pid));
     ops->free(quick);
 }
 
 static void
 test_smapiv1_garbage_reported(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *params = NULL;
     yajl_val tree, p;
 
@@ -508,7 +345,7 @@ test_smapiv1_garbage_reported(void **state)
 static void
 test_smapiv1_crash_and_exit_reported(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     yajl_val tree, p;
 
     setenv("XO_SM_CRASH_ACTIVATE", "disk1", 1);
@@ -550,7 +387,7 @@ write_fake(const char *dir, const char *version)
 static void
 test_smapiv1_upgraded_driver_requeried(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *dir = xasprintf("%s/smdir", f->dir);
     const struct sm_driver_ops *ops;
     void *priv;
@@ -563,7 +400,7 @@ test_smapiv1_upgraded_driver_requeried(void **state)
                                         &priv), 0);
     assert_int_equal(sm_new(&sm), 0);
     assert_int_equal(sm_register_sr(sm, SR, ops, priv), 0);
-    vdi_disk(&d, "disk1");
+    sm_fixture_vdi_disk(&d, SR, "disk1");
     assert_false(sm_can_attach_early(sm, &d));
     write_fake(dir, "3.0");
     assert_true(sm_can_attach_early(sm, &d));

@@ -33,51 +33,17 @@
 #include "json.h"
 #include "model.h"
 #include "sm.h"
+#include "sm_fixture.h"
 #include "smapiv3.h"
 #include "xalloc.h"
 
 #define SR "d9a3e0c3-0000-4000-8000-000000000003"
 #define PLUGIN "org.xen.xapi.storage.xo-file"
 
-extern char **environ;
-
-struct fixture {
-    char dir[64];
-    char *root;
-    char *sr_dir;
-    char *log;
-    char *sr_uri;
-    const struct sm_driver_ops *ops;
-    void *priv;
-};
-
-static char *
-scripts_dir(void)
-{
-    const char *top = getenv("top_srcdir");
-    char *rel = xasprintf("%s/scripts/sm/v3", top ? top : ".");
-    char abs[PATH_MAX];
-
-    assert_non_null(realpath(rel, abs));
-    free(rel);
-    return xstrdup(abs);
-}
-
-static void
-make_file(const char *path, const char *body, mode_t mode)
-{
-    FILE *fp = fopen(path, "w");
-
-    assert_non_null(fp);
-    fputs(body, fp);
-    fclose(fp);
-    assert_int_equal(chmod(path, mode), 0);
-}
-
 static void
 link_plugin(const char *root, const char *kind, const char *name)
 {
-    char *src = scripts_dir();
+    char *src = sm_fixture_srcdir_path("scripts/sm/v3");
     char *target = xasprintf("%s/%s/%s", src, kind, name);
     char *link = xasprintf("%s/%s/%s", root, kind, name);
 
@@ -90,7 +56,7 @@ link_plugin(const char *root, const char *kind, const char *name)
 /* A plugin root with the xo-file volume plugin and the given datapath
  * plugins (NULL-terminated). */
 static char *
-make_root(struct fixture *f, const char *name, const char *const *dps)
+make_root(struct sm_fixture *f, const char *name, const char *const *dps)
 {
     char *root = xasprintf("%s/%s", f->dir, name);
     char *sub;
@@ -108,39 +74,20 @@ make_root(struct fixture *f, const char *name, const char *const *dps)
     return root;
 }
 
-static void
-make_volume(struct fixture *f, const char *key)
-{
-    char *path = xasprintf("%s/%s", f->sr_dir, key);
-
-    make_file(path, "", 0644);
-    assert_int_equal(truncate(path, 1 << 20), 0);
-    free(path);
-}
-
 static int
 setup_with(void **state, const char *const *dps)
 {
-    struct fixture *f = xcalloc(1, sizeof(*f));
-    char *dconf;
+    struct sm_fixture *f = sm_fixture_new("test_smapiv3", true);
 
-    strcpy(f->dir, "/tmp/test_smapiv3.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    f->sr_dir = xasprintf("%s/sr", f->dir);
-    assert_int_equal(mkdir(f->sr_dir, 0755), 0);
-    f->log = xasprintf("%s/calls.log", f->dir);
-    setenv("XO_SM_LOG", f->log, 1);
-    f->root = make_root(f, "root", dps);
-    make_volume(f, "vol1");
-    make_volume(f, "vol2");
-    dconf = xasprintf("{\"path\": \"%s\"}", f->sr_dir);
-    assert_int_equal(smapiv3_sr_attach(f->root, "xo-file", dconf, 30000,
-                                       &f->sr_uri), 0);
-    assert_int_equal(smapiv3_driver_new(f->root, "xo-file", f->sr_uri,
+    f->drivers = make_root(f, "root", dps);
+    sm_fixture_make_vdi(f, "vol1");
+    sm_fixture_make_vdi(f, "vol2");
+    assert_int_equal(smapiv3_sr_attach(f->drivers, "xo-file", f->dconf,
+                                       30000, &f->sr_uri), 0);
+    assert_int_equal(smapiv3_driver_new(f->drivers, "xo-file", f->sr_uri,
                                         30000, &f->ops, &f->priv), 0);
     /* The tests read the log from here on. */
     assert_int_equal(unlink(f->log), 0);
-    free(dconf);
     *state = f;
     return 0;
 }
@@ -159,21 +106,6 @@ setup_loop(void **state)
     static const char *const dps[] = { "loop+file", "file", NULL };
 
     return setup_with(state, dps);
-}
-
-static void
-clear_knobs(void)
-{
-    char *names[64];
-    size_t n = 0;
-
-    for (char **e = environ; *e && n < 64; e++)
-        if (strncmp(*e, "XO_SM_", 6) == 0)
-            names[n++] = xstrndup(*e, strcspn(*e, "="));
-    for (size_t i = 0; i < n; i++) {
-        unsetenv(names[i]);
-        free(names[i]);
-    }
 }
 
 /* The loop device bound to a file under dir, if any ("loopN"). */
@@ -231,104 +163,11 @@ release_loops(const char *dir)
 static int
 teardown(void **state)
 {
-    struct fixture *f = *state;
-    char *cmd = xasprintf("rm -rf '%s'", f->dir);
+    struct sm_fixture *f = *state;
 
-    if (f->priv)
-        f->ops->free(f->priv);
     release_loops(f->dir);
-    assert_int_equal(system(cmd), 0);
-    clear_knobs();
-    free(cmd);
-    free(f->root);
-    free(f->sr_dir);
-    free(f->log);
-    free(f->sr_uri);
-    free(f);
-    xo_err_clear();
+    sm_fixture_free(f);
     return 0;
-}
-
-static size_t
-read_log(struct fixture *f, yajl_val *entries, size_t max)
-{
-    FILE *fp = fopen(f->log, "r");
-    char line[65536];
-    size_t n = 0;
-
-    if (!fp)
-        return 0;
-    while (n < max && fgets(line, sizeof(line), fp)) {
-        assert_int_equal(json_parse(line, strlen(line), &entries[n]), 0);
-        n++;
-    }
-    fclose(fp);
-    return n;
-}
-
-/* "driver:command|..." from the log. */
-static char *
-log_calls(struct fixture *f)
-{
-    yajl_val e[64];
-    size_t n = read_log(f, e, 64);
-    char *out = xstrdup("");
-
-    for (size_t i = 0; i < n; i++) {
-        char *next = xasprintf("%s%s%s:%s", out, i ? "|" : "",
-                               json_get_str(e[i], "driver"),
-                               json_get_str(e[i], "command"));
-
-        free(out);
-        out = next;
-        yajl_tree_free(e[i]);
-    }
-    return out;
-}
-
-static char *
-log_args(struct fixture *f, size_t i)
-{
-    yajl_val e[64];
-    size_t n = read_log(f, e, 64);
-    char *out;
-
-    assert_true(i < n);
-    out = json_tree_to_string(json_get(e[i], "args"));
-    for (size_t k = 0; k < n; k++)
-        yajl_tree_free(e[k]);
-    return out;
-}
-
-/* Storage_backend_error [code, [driver, command, vdi, reason, ...]]. */
-static yajl_val
-script_error(int rc, const char *code, const char *driver,
-             const char *command, const char *vdi, yajl_val *tree_r)
-{
-    char *json = xo_err_take_json(rc);
-    yajl_val inner, params;
-
-    assert_int_equal(rc, XO_EBACKEND);
-    assert_int_equal(json_parse(json, strlen(json), tree_r), 0);
-    free(json);
-    inner = json_array_at(*tree_r, 1);
-    assert_string_equal(json_array_at(inner, 0)->u.string, code);
-    params = json_array_at(inner, 1);
-    assert_int_equal(json_array_len(params), 6);
-    assert_string_equal(json_array_at(params, 0)->u.string, driver);
-    assert_string_equal(json_array_at(params, 1)->u.string, command);
-    assert_string_equal(json_array_at(params, 2)->u.string, vdi);
-    return params;
-}
-
-static void
-vdi_disk(struct model_disk *d, const char *vdi)
-{
-    memset(d, 0, sizeof(*d));
-    d->kind = MODEL_DISK_VDI;
-    d->sr = xstrdup(SR);
-    d->vdi = xstrdup(vdi);
-    d->path = xasprintf("%s/%s", SR, vdi);
 }
 
 static char *
@@ -348,7 +187,7 @@ read_text(const char *path)
 static void
 test_smapiv3_sr_attach_and_lookup(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     const struct sm_driver_ops *ops;
     char *uri = NULL, *expect, *json, *s;
     void *priv;
@@ -358,35 +197,36 @@ test_smapiv3_sr_attach_and_lookup(void **state)
     assert_string_equal(f->sr_uri, expect);
     free(expect);
     /* Either name of the plugin, any case. */
-    assert_int_equal(smapiv3_driver_new(f->root, "XO-File", f->sr_uri, 1000,
+    assert_int_equal(smapiv3_driver_new(f->drivers, "XO-File", f->sr_uri, 1000,
                                         &ops, &priv), 0);
     ops->free(priv);
-    assert_int_equal(smapiv3_driver_new(f->root, PLUGIN, f->sr_uri, 1000,
+    assert_int_equal(smapiv3_driver_new(f->drivers, PLUGIN, f->sr_uri, 1000,
                                         &ops, &priv), 0);
     ops->free(priv);
-    rc = smapiv3_driver_new(f->root, "nosuch", f->sr_uri, 1000, &ops, &priv);
+    rc = smapiv3_driver_new(f->drivers, "nosuch", f->sr_uri, 1000, &ops,
+                            &priv);
     assert_int_equal(rc, XO_ENOTFOUND);
     json = xo_err_take_json(rc);
     assert_string_equal(json, "[\"Does_not_exist\",[\"SR driver\","
                         "\"nosuch\"]]");
     free(json);
-    assert_int_equal(smapiv3_driver_new(f->root, "../volume", f->sr_uri,
+    assert_int_equal(smapiv3_driver_new(f->drivers, "../volume", f->sr_uri,
                                         1000, &ops, &priv), XO_EINVAL);
-    assert_int_equal(smapiv3_sr_attach(f->root, "xo-file", "{\"path\": []}",
+    assert_int_equal(smapiv3_sr_attach(f->drivers, "xo-file", "{\"path\": []}",
                                        1000, &uri), XO_EINVAL);
     xo_err_clear();
     /* Nothing ran so far. */
     assert_int_equal(access(f->log, F_OK), -1);
     /* The plugin's own error, mapped. */
-    rc = smapiv3_sr_attach(f->root, "xo-file", "{\"path\": \"/nonexistent\"}",
-                           30000, &uri);
+    rc = smapiv3_sr_attach(f->drivers, "xo-file",
+                           "{\"path\": \"/nonexistent\"}", 30000, &uri);
     json = xo_err_take_json(rc);
     assert_string_equal(json, "[\"Storage_backend_error\",["
                         "\"SR_BACKEND_FAILURE\",[\"SRUnavailable\","
                         "\"'/nonexistent' is not a directory\"]]]");
     free(json);
     assert_null(uri);
-    s = log_args(f, 0);
+    s = sm_fixture_log_args(f, 0);
     assert_string_equal(s, "{\"dbg\":\"xenopsd-c\",\"configuration\":"
                         "{\"path\":\"/nonexistent\"}}");
     free(s);
@@ -395,15 +235,15 @@ test_smapiv3_sr_attach_and_lookup(void **state)
 static void
 test_smapiv3_query(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *version = NULL, *s;
 
     assert_int_equal(f->ops->query(f->priv, &version), 0);
     assert_string_equal(version, "5.0");
-    s = log_calls(f);
+    s = sm_fixture_log_calls(f, true);
     assert_string_equal(s, PLUGIN ":Plugin.Query");
     free(s);
-    s = log_args(f, 0);
+    s = sm_fixture_log_args(f, 0);
     assert_string_equal(s, "{\"dbg\":\"xenopsd-c\"}");
     free(s);
     free(version);
@@ -412,12 +252,12 @@ test_smapiv3_query(void **state)
 static void
 test_smapiv3_call_sequence_and_args(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     struct sm *sm;
     struct model_disk d;
     char *params = NULL, *s, *expect, *statefile;
 
-    vdi_disk(&d, "vol1");
+    sm_fixture_vdi_disk(&d, SR, "vol1");
     assert_int_equal(sm_new(&sm), 0);
     assert_int_equal(sm_register_sr(sm, SR, f->ops, f->priv), 0);
     f->priv = NULL;
@@ -437,12 +277,12 @@ test_smapiv3_call_sequence_and_args(void **state)
     free(s);
     assert_int_equal(sm_dp_destroy(sm, "vbd/5/xvda"), 0);
     /* Volume.stat once: the URI is remembered from attach. */
-    s = log_calls(f);
+    s = sm_fixture_log_calls(f, true);
     assert_string_equal(s, PLUGIN ":Plugin.Query|" PLUGIN ":Volume.stat|"
                         "file:Datapath.attach|file:Datapath.activate|"
                         "file:Datapath.deactivate|file:Datapath.detach");
     free(s);
-    s = log_args(f, 1);
+    s = sm_fixture_log_args(f, 1);
     expect = xasprintf("{\"dbg\":\"vbd/5/xvda\",\"sr\":\"file://%s\","
                        "\"key\":\"vol1\"}", f->sr_dir);
     assert_string_equal(s, expect);
@@ -451,7 +291,7 @@ test_smapiv3_call_sequence_and_args(void **state)
     expect = xasprintf("{\"dbg\":\"vbd/5/xvda\",\"uri\":\"file://%s/vol1\","
                        "\"domain\":\"5\"}", f->sr_dir);
     for (size_t i = 2; i < 6; i++) {
-        s = log_args(f, i);
+        s = sm_fixture_log_args(f, i);
         assert_string_equal(s, expect);
         free(s);
     }
@@ -467,7 +307,7 @@ test_smapiv3_call_sequence_and_args(void **state)
 static void
 test_smapiv3_dom0_domain_and_readonly(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *params = NULL, *s, *expect;
 
     /* dom0 disks are named after the datapath, '/' and '-' made '_'. */
@@ -475,7 +315,7 @@ test_smapiv3_dom0_domain_and_readonly(void **state)
                                     "vol2", "0", false, &params), 0);
     assert_int_equal(f->ops->activate(f->priv, "xenopsd/task/ab-cd", SR,
                                       "vol2", "0"), 0);
-    s = log_calls(f);
+    s = sm_fixture_log_calls(f, true);
     /* Attached read-only: activate_readonly, the plugin has it. */
     assert_string_equal(s, PLUGIN ":Volume.stat|file:Datapath.attach|"
                         "file:Datapath.activate_readonly");
@@ -483,7 +323,7 @@ test_smapiv3_dom0_domain_and_readonly(void **state)
     expect = xasprintf("{\"dbg\":\"xenopsd/task/ab-cd\",\"uri\":"
                        "\"file://%s/vol2\",\"domain\":"
                        "\"u0-xenopsd_task_ab_cd\"}", f->sr_dir);
-    s = log_args(f, 2);
+    s = sm_fixture_log_args(f, 2);
     assert_string_equal(s, expect);
     free(s);
     free(expect);
@@ -497,7 +337,7 @@ test_smapiv3_dom0_domain_and_readonly(void **state)
 static void
 test_smapiv3_restart_stats_again(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     const struct sm_driver_ops *ops;
     char *params = NULL, *s;
     void *fresh;
@@ -505,10 +345,10 @@ test_smapiv3_restart_stats_again(void **state)
     assert_int_equal(f->ops->attach(f->priv, "vbd/5/xvda", SR, "vol1", "5",
                                     true, &params), 0);
     /* A new instance (as after a daemon restart) knows no URI yet. */
-    assert_int_equal(smapiv3_driver_new(f->root, "xo-file", f->sr_uri, 30000,
-                                        &ops, &fresh), 0);
+    assert_int_equal(smapiv3_driver_new(f->drivers, "xo-file", f->sr_uri,
+                                        30000, &ops, &fresh), 0);
     assert_int_equal(ops->detach(fresh, "vbd/5/xvda", SR, "vol1", "5"), 0);
-    s = log_calls(f);
+    s = sm_fixture_log_calls(f, true);
     assert_string_equal(s, PLUGIN ":Volume.stat|file:Datapath.attach|"
                         PLUGIN ":Volume.stat|file:Datapath.detach");
     free(s);
@@ -520,7 +360,7 @@ static void
 test_smapiv3_missing_uri(void **state)
 {
     static const char *const none[] = { NULL };
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     const struct sm_driver_ops *ops;
     char *root = make_root(f, "bare", none);
     char *params = NULL;
@@ -529,9 +369,10 @@ test_smapiv3_missing_uri(void **state)
 
     assert_int_equal(smapiv3_driver_new(root, "xo-file", f->sr_uri, 30000,
                                         &ops, &priv), 0);
-    p = script_error(ops->attach(priv, "vbd/5/xvda", SR, "vol1", "5", true,
-                                 &params),
-                     "MISSING_URI", PLUGIN, "Volume.stat", "vol1", &tree);
+    p = sm_fixture_script_error(ops->attach(priv, "vbd/5/xvda", SR, "vol1",
+                                            "5", true, &params),
+                                "MISSING_URI", PLUGIN, "Volume.stat", "vol1",
+                                &tree);
     assert_string_equal(json_array_at(p, 3)->u.string,
                         "no URI of the volume has a datapath plugin");
     yajl_tree_free(tree);
@@ -543,7 +384,7 @@ test_smapiv3_missing_uri(void **state)
 static void
 test_smapiv3_error_mapping(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *params = NULL, *json;
     int rc;
 
@@ -575,7 +416,7 @@ test_smapiv3_error_mapping(void **state)
 /* A datapath plugin "file" whose scripts print what the sample never
  * does. */
 static char *
-make_fake_root(struct fixture *f)
+make_fake_root(struct sm_fixture *f)
 {
     static const char *const none[] = { NULL };
     char *root = make_root(f, "fake", none);
@@ -584,21 +425,23 @@ make_fake_root(struct fixture *f)
 
     assert_int_equal(mkdir(dir, 0755), 0);
     p = xasprintf("%s/Datapath.attach", dir);
-    make_file(p, "#!/bin/sh\necho '{\"implementations\": [[\"Nbd\", "
-              "{\"uri\": \"nbd:unix:/run/x.sock:exportname=vol1\"}]]}'\n",
-              0755);
+    sm_fixture_write_file(p, "#!/bin/sh\necho '{\"implementations\": "
+                          "[[\"Nbd\", {\"uri\": \"nbd:unix:/run/x.sock:"
+                          "exportname=vol1\"}]]}'\n", 0755);
     free(p);
     p = xasprintf("%s/Datapath.activate", dir);
-    make_file(p, "#!/bin/sh\necho '{\"code\": \"SR_BACKEND_FAILURE\", "
-              "\"params\": [\"Activated_on_another_host\", \"host-2\"], "
-              "\"backtrace\": {}}'\nexit 1\n", 0755);
+    sm_fixture_write_file(p, "#!/bin/sh\necho '{\"code\": "
+                          "\"SR_BACKEND_FAILURE\", \"params\": "
+                          "[\"Activated_on_another_host\", \"host-2\"], "
+                          "\"backtrace\": {}}'\nexit 1\n", 0755);
     free(p);
     p = xasprintf("%s/Datapath.activate_readonly", dir);
-    make_file(p, "#!/bin/sh\necho '{\"code\": \"ODD\", \"params\": [\"a\", "
-              "1, {\"k\": true}]}'\nexit 2\n", 0755);
+    sm_fixture_write_file(p, "#!/bin/sh\necho '{\"code\": \"ODD\", "
+                          "\"params\": [\"a\", 1, {\"k\": true}]}'\n"
+                          "exit 2\n", 0755);
     free(p);
     p = xasprintf("%s/Datapath.deactivate", dir);
-    make_file(p, "#!/bin/sh\necho oops >&2\nexit 1\n", 0755);
+    sm_fixture_write_file(p, "#!/bin/sh\necho oops >&2\nexit 1\n", 0755);
     free(p);
     free(dir);
     return root;
@@ -607,7 +450,7 @@ make_fake_root(struct fixture *f)
 static void
 test_smapiv3_plugin_error_shapes(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *root = make_fake_root(f);
     const struct sm_driver_ops *ops;
     char *params = NULL, *json;
@@ -636,43 +479,27 @@ test_smapiv3_plugin_error_shapes(void **state)
     assert_string_equal(json, "[\"Storage_backend_error\",[\"ODD\",[\"a\","
                         "\"1\",\"{\\\"k\\\":true}\"]]]");
     free(json);
-    p = script_error(ops->deactivate(priv, "vbd/5/xvda", SR, "vol1", "5"),
-                     "SCRIPT_FAILED", "file", "Datapath.deactivate", "vol1",
-                     &tree);
+    p = sm_fixture_script_error(ops->deactivate(priv, "vbd/5/xvda", SR,
+                                                "vol1", "5"),
+                                "SCRIPT_FAILED", "file", "Datapath.deactivate",
+                                "vol1", &tree);
     assert_string_equal(json_array_at(p, 3)->u.string,
                         "non-zero exit 1 and bad json on stdout");
     assert_string_equal(json_array_at(p, 5)->u.string, "oops\n");
     yajl_tree_free(tree);
-    p = script_error(ops->detach(priv, "vbd/5/xvda", SR, "vol1", "5"),
-                     "SCRIPT_MISSING", "file", "Datapath.detach", "vol1",
-                     &tree);
+    p = sm_fixture_script_error(ops->detach(priv, "vbd/5/xvda", SR, "vol1",
+                                            "5"),
+                                "SCRIPT_MISSING", "file", "Datapath.detach",
+                                "vol1", &tree);
     yajl_tree_free(tree);
     ops->free(priv);
     free(root);
 }
 
-static bool
-process_dead(long pid)
-{
-    char path[64], buf[512];
-    FILE *fp;
-    char *p;
-    bool dead = true;
-
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    fp = fopen(path, "r");
-    if (!fp)
-        return true;
-    if (fgets(buf, sizeof(buf), fp) && (p = strrchr(buf, ')')) != NULL)
-        dead = p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
-    fclose(fp);
-    return dead;
-}
-
 static void
 test_smapiv3_hang_killed_at_timeout(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     const struct sm_driver_ops *ops;
     char *params = NULL;
     yajl_val tree, p, e[8];
@@ -683,25 +510,26 @@ test_smapiv3_hang_killed_at_timeout(void **state)
     assert_int_equal(f->ops->attach(f->priv, "vbd/5/xvda", SR, "vol1", "5",
                                     true, &params), 0);
     free(params);
-    assert_int_equal(smapiv3_driver_new(f->root, "xo-file", f->sr_uri, 1000,
+    assert_int_equal(smapiv3_driver_new(f->drivers, "xo-file", f->sr_uri, 1000,
                                         &ops, &quick), 0);
     setenv("XO_SM_HANG_ACTIVATE", "vol1", 1);
-    p = script_error(ops->activate(quick, "vbd/5/xvda", SR, "vol1", "5"),
-                     "SCRIPT_TIMEOUT", "file", "Datapath.activate", "vol1",
-                     &tree);
+    p = sm_fixture_script_error(ops->activate(quick, "vbd/5/xvda", SR,
+                                              "vol1", "5"),
+                                "SCRIPT_TIMEOUT", "file", "Datapath.activate",
+                                "vol1", &tree);
     assert_string_equal(json_array_at(p, 3)->u.string,
                         "no answer within 1000 ms; process group killed");
     yajl_tree_free(tree);
     /* Volume.stat, attach, stat (new instance), the hung activate. */
-    n = read_log(f, e, 8);
+    n = sm_fixture_read_log(f, e, 8);
     assert_int_equal(n, 4);
     assert_string_equal(json_get_str(e[3], "command"), "Datapath.activate");
     assert_int_equal(json_get_int64(e[3], "pid", 0, &pid), 0);
     for (size_t i = 0; i < n; i++)
         yajl_tree_free(e[i]);
-    for (int i = 0; i < 1000 && !process_dead((long)pid); i++)
+    for (int i = 0; i < 1000 && !sm_fixture_process_dead((long)pid); i++)
         usleep(10000);
-    assert_true(process_dead((long)pid));
+    assert_true(sm_fixture_process_dead((long)pid));
     ops->free(quick);
     assert_int_equal(f->ops->detach(f->priv, "vbd/5/xvda", SR, "vol1", "5"),
                      0);
@@ -710,14 +538,15 @@ test_smapiv3_hang_killed_at_timeout(void **state)
 static void
 test_smapiv3_garbage_reported(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *params = NULL;
     yajl_val tree, p;
 
     setenv("XO_SM_GARBAGE_VOLUME_STAT", "*", 1);
-    p = script_error(f->ops->attach(f->priv, "vbd/5/xvda", SR, "vol1", "5",
-                                    true, &params),
-                     "SCRIPT_FAILED", PLUGIN, "Volume.stat", "vol1", &tree);
+    p = sm_fixture_script_error(f->ops->attach(f->priv, "vbd/5/xvda", SR,
+                                               "vol1", "5", true, &params),
+                                "SCRIPT_FAILED", PLUGIN, "Volume.stat", "vol1",
+                                &tree);
     assert_string_equal(json_array_at(p, 3)->u.string, "bad json on stdout");
     assert_string_equal(json_array_at(p, 4)->u.string,
                         "xo-sm injected garbage: <<not xml, not json>> ??\n");
@@ -728,7 +557,7 @@ test_smapiv3_garbage_reported(void **state)
 static void
 test_smapiv3_upgraded_plugin_requeried(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *dir = xasprintf("%s/qroot/volume/xo-q", f->dir);
     char *cmd = xasprintf("mkdir -p '%s' '%s/qroot/datapath'", dir, f->dir);
     char *root = xasprintf("%s/qroot", f->dir);
@@ -740,16 +569,16 @@ test_smapiv3_upgraded_plugin_requeried(void **state)
     void *priv;
 
     assert_int_equal(system(cmd), 0);
-    make_file(q, "#!/bin/sh\necho '{\"required_api_version\": \"1.0\"}'\n",
-              0755);
+    sm_fixture_write_file(q, "#!/bin/sh\necho '{\"required_api_version\": "
+                          "\"1.0\"}'\n", 0755);
     assert_int_equal(smapiv3_driver_new(root, "xo-q", "x://sr", 30000, &ops,
                                         &priv), 0);
     assert_int_equal(sm_new(&sm), 0);
     assert_int_equal(sm_register_sr(sm, SR, ops, priv), 0);
-    vdi_disk(&d, "vol1");
+    sm_fixture_vdi_disk(&d, SR, "vol1");
     assert_false(sm_can_attach_early(sm, &d));
-    make_file(tmp, "#!/bin/sh\necho '{\"required_api_version\": \"5.0\"}'\n",
-              0755);
+    sm_fixture_write_file(tmp, "#!/bin/sh\necho '{\"required_api_version\": "
+                          "\"5.0\"}'\n", 0755);
     assert_int_equal(rename(tmp, q), 0);
     assert_true(sm_can_attach_early(sm, &d));
     model_disk_dispose(&d);
@@ -779,14 +608,14 @@ loop_backing(const char *params)
 static void
 test_smapiv3_loop_two_datapaths_keep_their_own_state(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     struct sm *sm;
     struct model_disk d;
     char *p1 = NULL, *p2 = NULL, *s, *expect, *statefile;
     char name[64];
     int rc;
 
-    vdi_disk(&d, "vol1");
+    sm_fixture_vdi_disk(&d, SR, "vol1");
     assert_int_equal(sm_new(&sm), 0);
     assert_int_equal(sm_register_sr(sm, SR, f->ops, f->priv), 0);
     f->priv = NULL;
@@ -818,7 +647,7 @@ test_smapiv3_loop_two_datapaths_keep_their_own_state(void **state)
     assert_true(find_loop(f->dir, name, sizeof(name)));
     assert_int_equal(sm_activate(sm, "vbd/6/xvda"), 0);
     assert_int_equal(sm_dp_destroy(sm, "vbd/6/xvda"), 0);
-    s = log_calls(f);
+    s = sm_fixture_log_calls(f, true);
     assert_string_equal(s, PLUGIN ":Volume.stat|"
                         "loop+file:Datapath.attach|"
                         "loop+file:Datapath.activate|"
@@ -827,7 +656,7 @@ test_smapiv3_loop_two_datapaths_keep_their_own_state(void **state)
                         "loop+file:Datapath.deactivate|"
                         "loop+file:Datapath.detach");
     free(s);
-    s = log_args(f, 4);
+    s = sm_fixture_log_args(f, 4);
     expect = xasprintf("{\"dbg\":\"vbd/6/xvda\",\"uri\":\"loop+file://%s/"
                        "vol1\",\"domain\":\"6\"}", f->sr_dir);
     assert_string_equal(s, expect);
@@ -846,7 +675,7 @@ test_smapiv3_loop_two_datapaths_keep_their_own_state(void **state)
 static void
 test_smapiv3_loop_failed_activate_keeps_attach(void **state)
 {
-    struct fixture *f = *state;
+    struct sm_fixture *f = *state;
     char *params = NULL;
     char name[64];
     int rc;

@@ -288,7 +288,7 @@ sim_vm_build(struct backend *b, const char *vm, bool force)
 }
 
 static int
-sim_vm_pause(struct backend *b, const char *vm)
+sim_vm_set_paused(struct backend *b, const char *vm, bool paused)
 {
     struct sim *s = b->priv;
     struct sim_dom *d;
@@ -301,38 +301,31 @@ sim_vm_pause(struct backend *b, const char *vm)
     rc = sim_find_err(s, vm, &d);
     if (!rc)
         rc = sim_require_built(d);
-    if (!rc) {
+    if (!rc && paused) {
         /* Short: the guest parks as soon as its current tick ends. */
         sim_guest_pause(d->guest);
-        d->paused = true;
+    } else if (!rc) {
+        sim_guest_unpause(d->guest);
+        /* A suspended domain that is unpaused again (a cancelled
+         * migration) is simply running. */
+        d->suspended = false;
     }
+    if (!rc)
+        d->paused = paused;
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
 static int
+sim_vm_pause(struct backend *b, const char *vm)
+{
+    return sim_vm_set_paused(b, vm, true);
+}
+
+static int
 sim_vm_unpause(struct backend *b, const char *vm)
 {
-    struct sim *s = b->priv;
-    struct sim_dom *d;
-    int rc;
-
-    rc = ids_check_vm(vm);
-    if (rc)
-        return rc;
-    pthread_mutex_lock(&s->lock);
-    rc = sim_find_err(s, vm, &d);
-    if (!rc)
-        rc = sim_require_built(d);
-    if (!rc) {
-        sim_guest_unpause(d->guest);
-        d->paused = false;
-        /* A suspended domain that is unpaused again (a cancelled
-         * migration) is simply running. */
-        d->suspended = false;
-    }
-    pthread_mutex_unlock(&s->lock);
-    return rc;
+    return sim_vm_set_paused(b, vm, false);
 }
 
 /* Remove the domain's records; device active flags stay (their atoms own
@@ -923,8 +916,11 @@ sim_dev_unplug(struct sim *s, const char *kind, const char *vm,
     struct sim_dom *d;
     struct xstree_txn *x = NULL;
     char p[SIM_PATH_MAX];
-    int rc = 0;
+    int rc;
 
+    rc = sim_dev_check(vm, dev);
+    if (rc)
+        return rc;
     xstree_txn_new(&x);
     pthread_mutex_lock(&s->lock);
     d = sim_find(s, vm);
@@ -941,7 +937,7 @@ sim_dev_unplug(struct sim *s, const char *kind, const char *vm,
 }
 
 /* Active and plugged flags, and the backend params (params may be NULL). */
-static void
+static int
 sim_dev_state(struct sim *s, const char *kind, const char *vm,
               const char *dev, bool *active_r, bool *plugged_r,
               char *params, size_t params_len)
@@ -949,7 +945,11 @@ sim_dev_state(struct sim *s, const char *kind, const char *vm,
     struct sim_dom *d;
     char p[SIM_PATH_MAX];
     char *value = NULL;
+    int rc;
 
+    rc = sim_dev_check(vm, dev);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&s->lock);
     sim_active_path(p, kind, vm, dev);
     *active_r = xstree_exists(s->xs, p);
@@ -966,6 +966,7 @@ sim_dev_state(struct sim *s, const char *kind, const char *vm,
     }
     pthread_mutex_unlock(&s->lock);
     free(value);
+    return 0;
 }
 
 static int
@@ -998,11 +999,6 @@ static int
 sim_vbd_remove_device(struct backend *b, const char *vm, const char *dev,
                       bool force)
 {
-    int rc;
-
-    rc = sim_dev_check(vm, dev);
-    if (rc)
-        return rc;
     return sim_dev_unplug(b->priv, "vbd", vm, dev);
 }
 
@@ -1010,15 +1006,9 @@ static int
 sim_vbd_get_state(struct backend *b, const char *vm, const char *dev,
                   struct backend_vbd_state *st)
 {
-    int rc;
-
-    rc = sim_dev_check(vm, dev);
-    if (rc)
-        return rc;
     memset(st, 0, sizeof(*st));
-    sim_dev_state(b->priv, "vbd", vm, dev, &st->active, &st->plugged,
-                  st->params, sizeof(st->params));
-    return 0;
+    return sim_dev_state(b->priv, "vbd", vm, dev, &st->active, &st->plugged,
+                         st->params, sizeof(st->params));
 }
 
 static int
@@ -1043,11 +1033,6 @@ static int
 sim_vif_unplug(struct backend *b, const char *vm, const char *dev,
                bool force)
 {
-    int rc;
-
-    rc = sim_dev_check(vm, dev);
-    if (rc)
-        return rc;
     return sim_dev_unplug(b->priv, "vif", vm, dev);
 }
 
@@ -1055,13 +1040,8 @@ static int
 sim_vif_get_state(struct backend *b, const char *vm, const char *dev,
                   bool *active_r, bool *plugged_r)
 {
-    int rc;
-
-    rc = sim_dev_check(vm, dev);
-    if (rc)
-        return rc;
-    sim_dev_state(b->priv, "vif", vm, dev, active_r, plugged_r, NULL, 0);
-    return 0;
+    return sim_dev_state(b->priv, "vif", vm, dev, active_r, plugged_r, NULL,
+                         0);
 }
 
 /* Write key of the VIF's backend node if it is plugged; else nothing. */
@@ -1071,8 +1051,11 @@ sim_vif_write_backend(struct sim *s, const char *vm, const char *dev,
 {
     struct sim_dom *d;
     char p[SIM_PATH_MAX];
-    int rc = 0;
+    int rc;
 
+    rc = sim_dev_check(vm, dev);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&s->lock);
     d = sim_find(s, vm);
     if (d) {
@@ -1091,11 +1074,6 @@ static int
 sim_vif_set_carrier(struct backend *b, const char *vm, const char *dev,
                     bool carrier)
 {
-    int rc;
-
-    rc = sim_dev_check(vm, dev);
-    if (rc)
-        return rc;
     return sim_vif_write_backend(b->priv, vm, dev, "carrier",
                                  carrier ? "1" : "0");
 }
@@ -1104,11 +1082,6 @@ static int
 sim_vif_set_locking_mode(struct backend *b, const char *vm, const char *dev,
                          const char *mode_json)
 {
-    int rc;
-
-    rc = sim_dev_check(vm, dev);
-    if (rc)
-        return rc;
     return sim_vif_write_backend(b->priv, vm, dev, "locking-mode",
                                  mode_json);
 }

@@ -301,7 +301,7 @@ m_vm_list(void *ctx, const struct rpc_request *req, char **res)
     return server_vm_list(SRV(ctx), res);
 }
 
-/* ---- queued VM operations ---- */
+/* ---- queued VM and device operations ---- */
 
 static int
 queue(void *ctx, const struct rpc_request *req,
@@ -316,54 +316,6 @@ queue(void *ctx, const struct rpc_request *req,
     return rc;
 }
 
-static int
-vm_atomic(void *ctx, const struct rpc_request *req, enum atom_kind kind,
-          bool flag, char **res)
-{
-    struct server_op_args a;
-    int rc;
-
-    memset(&a, 0, sizeof(a));
-    a.kind = SERVER_OP_ATOMIC;
-    a.atomic = kind;
-    a.flag = flag;
-    rc = arg_vm(req, "id", &a.vm);
-    return rc ? rc : queue(ctx, req, &a, res);
-}
-
-static int
-m_vm_create(void *ctx, const struct rpc_request *req, char **res)
-{
-    return vm_atomic(ctx, req, ATOM_VM_CREATE, false, res);
-}
-
-static int
-m_vm_build(void *ctx, const struct rpc_request *req, char **res)
-{
-    bool force;
-    int rc = json_get_bool(req->params, "force", false, &force);
-
-    return rc ? rc : vm_atomic(ctx, req, ATOM_VM_BUILD, force, res);
-}
-
-static int
-m_vm_destroy(void *ctx, const struct rpc_request *req, char **res)
-{
-    return vm_atomic(ctx, req, ATOM_VM_DESTROY, false, res);
-}
-
-static int
-m_vm_pause(void *ctx, const struct rpc_request *req, char **res)
-{
-    return vm_atomic(ctx, req, ATOM_VM_PAUSE, false, res);
-}
-
-static int
-m_vm_unpause(void *ctx, const struct rpc_request *req, char **res)
-{
-    return vm_atomic(ctx, req, ATOM_VM_UNPAUSE, false, res);
-}
-
 /* Queue one atom on the VM's queue; a fills in its arguments. */
 static int
 queue_atomic(void *ctx, const struct rpc_request *req,
@@ -374,17 +326,163 @@ queue_atomic(void *ctx, const struct rpc_request *req,
     return queue(ctx, req, a, res);
 }
 
+/* A disk argument that must be ["Local", path]: the simulator has no VDI
+ * to suspend to. The caller disposes d either way. */
 static int
-m_vm_set_vcpus(void *ctx, const struct rpc_request *req, char **res)
+arg_local_disk(const struct rpc_request *req, const char *name,
+               struct model_disk *d)
+{
+    int rc = model_disk_parse(json_get(req->params, name), d);
+
+    if (!rc && d->kind != MODEL_DISK_LOCAL)
+        rc = xo_err_unimplemented("suspend to a VDI on the simulator; use "
+                                  "[\"Local\", path]");
+    return rc;
+}
+
+/* The one argument a queued_method takes besides its id. */
+enum queued_arg {
+    QARG_NONE,
+    QARG_FLAG,          /* optional bool -> flag, default flag_default */
+    QARG_FLAG_REQUIRED, /* bool -> flag */
+    QARG_INT,           /* integer -> ints[0] */
+    QARG_DELAY,         /* optional number -> timeout, default -1 (none) */
+    QARG_JSON,          /* any JSON value -> text */
+    QARG_LOCAL_DISK,    /* ["Local", path] -> path */
+};
+
+/*
+ * A queued method that takes an id (a VM id, or [vm, device] when dev)
+ * and at most one more argument. m_queued finds the row by the request's
+ * wire name, so each row's method is also its rpc_methods_table name.
+ */
+struct queued_method {
+    const char *method;
+    enum server_op_kind kind;
+    enum atom_kind atomic;      /* kind SERVER_OP_ATOMIC only */
+    bool dev;
+    enum queued_arg arg;
+    const char *arg_name;
+    bool flag_default;
+};
+
+static const struct queued_method queued_methods[] = {
+    { "VM.create", SERVER_OP_ATOMIC, .atomic = ATOM_VM_CREATE },
+    { "VM.destroy", SERVER_OP_ATOMIC, .atomic = ATOM_VM_DESTROY },
+    { "VM.pause", SERVER_OP_ATOMIC, .atomic = ATOM_VM_PAUSE },
+    { "VM.unpause", SERVER_OP_ATOMIC, .atomic = ATOM_VM_UNPAUSE },
+    { "VM.set_vcpus", SERVER_OP_ATOMIC, .atomic = ATOM_VM_SET_VCPUS,
+      .arg = QARG_INT, .arg_name = "vcpus" },
+    { "VM.set_xsdata", SERVER_OP_ATOMIC, .atomic = ATOM_VM_SET_XSDATA,
+      .arg = QARG_JSON, .arg_name = "xsdata" },
+    { "VM.start", SERVER_OP_VM_START,
+      .arg = QARG_FLAG, .arg_name = "paused", .flag_default = true },
+    { "VM.shutdown", SERVER_OP_VM_SHUTDOWN,
+      .arg = QARG_DELAY, .arg_name = "delay" },
+    { "VM.reboot", SERVER_OP_VM_REBOOT,
+      .arg = QARG_DELAY, .arg_name = "delay" },
+    { "VM.suspend", SERVER_OP_VM_SUSPEND,
+      .arg = QARG_LOCAL_DISK, .arg_name = "suspend_vdi" },
+    { "VM.resume", SERVER_OP_VM_RESUME,
+      .arg = QARG_LOCAL_DISK, .arg_name = "suspend_vdi" },
+    { "VBD.plug", SERVER_OP_VBD_PLUG, .dev = true },
+    { "VBD.unplug", SERVER_OP_VBD_UNPLUG, .dev = true,
+      .arg = QARG_FLAG, .arg_name = "force" },
+    { "VBD.insert", SERVER_OP_ATOMIC, .atomic = ATOM_VBD_INSERT, .dev = true,
+      .arg = QARG_JSON, .arg_name = "disk" },
+    { "VBD.eject", SERVER_OP_ATOMIC, .atomic = ATOM_VBD_EJECT, .dev = true },
+    { "VIF.plug", SERVER_OP_VIF_PLUG, .dev = true },
+    { "VIF.unplug", SERVER_OP_VIF_UNPLUG, .dev = true,
+      .arg = QARG_FLAG, .arg_name = "force" },
+    { "VIF.set_carrier", SERVER_OP_ATOMIC,
+      .atomic = ATOM_VIF_SET_CARRIER, .dev = true,
+      .arg = QARG_FLAG_REQUIRED, .arg_name = "carrier" },
+    { "VIF.set_locking_mode", SERVER_OP_ATOMIC,
+      .atomic = ATOM_VIF_SET_LOCKING_MODE,
+      .dev = true, .arg = QARG_JSON, .arg_name = "locking_mode" },
+};
+
+static const struct queued_method *
+queued_find(const char *method)
+{
+    size_t n = sizeof(queued_methods) / sizeof(queued_methods[0]);
+
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(queued_methods[i].method, method) == 0)
+            return &queued_methods[i];
+    }
+    return NULL;
+}
+
+/* Decode q's extra argument into a; text and disk are the caller's. */
+static int
+queued_arg(const struct rpc_request *req, const struct queued_method *q,
+           struct server_op_args *a, char **text_r, struct model_disk *disk)
+{
+    switch (q->arg) {
+    case QARG_NONE:
+        return 0;
+    case QARG_FLAG:
+        return json_get_bool(req->params, q->arg_name, q->flag_default,
+                             &a->flag);
+    case QARG_FLAG_REQUIRED:
+        return arg_bool(req, q->arg_name, &a->flag);
+    case QARG_INT:
+        return arg_int(req, q->arg_name, &a->ints[0]);
+    case QARG_DELAY:
+        return json_get_double(req->params, q->arg_name, -1, &a->timeout);
+    case QARG_JSON:
+        return arg_json(req, q->arg_name, text_r);
+    case QARG_LOCAL_DISK:
+        return arg_local_disk(req, q->arg_name, disk);
+    }
+    return xo_err_internal("queued method '%s' has an unknown argument kind",
+                           q->method);
+}
+
+static int
+m_queued(void *ctx, const struct rpc_request *req, char **res)
+{
+    const struct queued_method *q = queued_find(req->method);
+    struct server_op_args a;
+    struct model_disk disk;
+    char *text = NULL;
+    int rc;
+
+    if (!q)
+        return xo_err_internal("method '%s' is not a queued method",
+                               req->method);
+    memset(&a, 0, sizeof(a));
+    memset(&disk, 0, sizeof(disk));
+    a.kind = q->kind;
+    a.atomic = q->atomic;
+    /* An operation's delay defaults to none; an atom's number to 0. */
+    a.timeout = q->kind == SERVER_OP_ATOMIC ? 0 : -1;
+    rc = q->dev ? arg_dev(req, "id", &a.vm, &a.dev)
+                : arg_vm(req, "id", &a.vm);
+    if (!rc)
+        rc = queued_arg(req, q, &a, &text, &disk);
+    a.text = text;
+    a.path = disk.path;
+    if (!rc)
+        rc = queue(ctx, req, &a, res);
+    free(text);
+    model_disk_dispose(&disk);
+    return rc;
+}
+
+/* Not a queued_methods row: "force" is decoded before the id. */
+static int
+m_vm_build(void *ctx, const struct rpc_request *req, char **res)
 {
     struct server_op_args a;
     int rc;
 
     memset(&a, 0, sizeof(a));
-    rc = arg_vm(req, "id", &a.vm);
+    rc = json_get_bool(req->params, "force", false, &a.flag);
     if (!rc)
-        rc = arg_int(req, "vcpus", &a.ints[0]);
-    return rc ? rc : queue_atomic(ctx, req, &a, ATOM_VM_SET_VCPUS, res);
+        rc = arg_vm(req, "id", &a.vm);
+    return rc ? rc : queue_atomic(ctx, req, &a, ATOM_VM_BUILD, res);
 }
 
 static int
@@ -403,24 +501,6 @@ m_vm_set_memory_dynamic_range(void *ctx, const struct rpc_request *req,
     return rc ? rc
               : queue_atomic(ctx, req, &a, ATOM_VM_SET_MEMORY_DYNAMIC_RANGE,
                              res);
-}
-
-static int
-m_vm_set_xsdata(void *ctx, const struct rpc_request *req, char **res)
-{
-    struct server_op_args a;
-    char *text = NULL;
-    int rc;
-
-    memset(&a, 0, sizeof(a));
-    rc = arg_vm(req, "id", &a.vm);
-    if (!rc)
-        rc = arg_json(req, "xsdata", &text);
-    a.text = text;
-    if (!rc)
-        rc = queue_atomic(ctx, req, &a, ATOM_VM_SET_XSDATA, res);
-    free(text);
-    return rc;
 }
 
 static int
@@ -501,72 +581,6 @@ m_vm_import_metadata_async(void *ctx, const struct rpc_request *req,
         *res = json_string(task);
     free(task);
     return rc;
-}
-
-static int
-vm_op(void *ctx, const struct rpc_request *req, enum server_op_kind kind,
-      char **res)
-{
-    struct server_op_args a;
-    int rc;
-
-    memset(&a, 0, sizeof(a));
-    a.kind = kind;
-    a.timeout = -1;
-    rc = arg_vm(req, "id", &a.vm);
-    if (rc)
-        return rc;
-    if (kind == SERVER_OP_VM_START) {
-        rc = json_get_bool(req->params, "paused", true, &a.flag);
-    } else if (kind == SERVER_OP_VM_SHUTDOWN || kind == SERVER_OP_VM_REBOOT) {
-        rc = json_get_double(req->params, "delay", -1, &a.timeout);
-    } else if (kind == SERVER_OP_VM_SUSPEND || kind == SERVER_OP_VM_RESUME) {
-        struct model_disk d;
-
-        rc = model_disk_parse(json_get(req->params, "suspend_vdi"), &d);
-        if (rc)
-            return rc;
-        if (d.kind != MODEL_DISK_LOCAL) {
-            model_disk_dispose(&d);
-            return xo_err_unimplemented("suspend to a VDI on the "
-                                        "simulator; use [\"Local\", path]");
-        }
-        a.path = d.path;
-        rc = queue(ctx, req, &a, res);
-        model_disk_dispose(&d);
-        return rc;
-    }
-    return rc ? rc : queue(ctx, req, &a, res);
-}
-
-static int
-m_vm_start(void *ctx, const struct rpc_request *req, char **res)
-{
-    return vm_op(ctx, req, SERVER_OP_VM_START, res);
-}
-
-static int
-m_vm_shutdown(void *ctx, const struct rpc_request *req, char **res)
-{
-    return vm_op(ctx, req, SERVER_OP_VM_SHUTDOWN, res);
-}
-
-static int
-m_vm_reboot(void *ctx, const struct rpc_request *req, char **res)
-{
-    return vm_op(ctx, req, SERVER_OP_VM_REBOOT, res);
-}
-
-static int
-m_vm_suspend(void *ctx, const struct rpc_request *req, char **res)
-{
-    return vm_op(ctx, req, SERVER_OP_VM_SUSPEND, res);
-}
-
-static int
-m_vm_resume(void *ctx, const struct rpc_request *req, char **res)
-{
-    return vm_op(ctx, req, SERVER_OP_VM_RESUME, res);
 }
 
 /* VM.migrate (id, vdi_map, vif_map, pci_map, xenops_url, compress,
@@ -727,93 +741,6 @@ m_vif_list(void *ctx, const struct rpc_request *req, char **res)
     int rc = arg_vm(req, "id", &vm);
 
     return rc ? rc : server_vif_list(SRV(ctx), vm, res);
-}
-
-static int
-dev_op(void *ctx, const struct rpc_request *req, enum server_op_kind kind,
-       char **res)
-{
-    struct server_op_args a;
-    int rc;
-
-    memset(&a, 0, sizeof(a));
-    a.kind = kind;
-    a.timeout = -1;
-    rc = arg_dev(req, "id", &a.vm, &a.dev);
-    if (!rc && (kind == SERVER_OP_VBD_UNPLUG || kind == SERVER_OP_VIF_UNPLUG))
-        rc = json_get_bool(req->params, "force", false, &a.flag);
-    return rc ? rc : queue(ctx, req, &a, res);
-}
-
-static int
-m_vbd_plug(void *ctx, const struct rpc_request *req, char **res)
-{
-    return dev_op(ctx, req, SERVER_OP_VBD_PLUG, res);
-}
-
-static int
-m_vbd_unplug(void *ctx, const struct rpc_request *req, char **res)
-{
-    return dev_op(ctx, req, SERVER_OP_VBD_UNPLUG, res);
-}
-
-static int
-m_vif_plug(void *ctx, const struct rpc_request *req, char **res)
-{
-    return dev_op(ctx, req, SERVER_OP_VIF_PLUG, res);
-}
-
-static int
-m_vif_unplug(void *ctx, const struct rpc_request *req, char **res)
-{
-    return dev_op(ctx, req, SERVER_OP_VIF_UNPLUG, res);
-}
-
-/* A device atom: id [vm, dev], plus json_arg (if named) as its text. */
-static int
-dev_atomic(void *ctx, const struct rpc_request *req, enum atom_kind kind,
-           const char *json_arg, char **res)
-{
-    struct server_op_args a;
-    char *text = NULL;
-    int rc;
-
-    memset(&a, 0, sizeof(a));
-    rc = arg_dev(req, "id", &a.vm, &a.dev);
-    if (!rc && json_arg)
-        rc = arg_json(req, json_arg, &text);
-    if (!rc && kind == ATOM_VIF_SET_CARRIER)
-        rc = arg_bool(req, "carrier", &a.flag);
-    a.text = text;
-    if (!rc)
-        rc = queue_atomic(ctx, req, &a, kind, res);
-    free(text);
-    return rc;
-}
-
-static int
-m_vbd_insert(void *ctx, const struct rpc_request *req, char **res)
-{
-    return dev_atomic(ctx, req, ATOM_VBD_INSERT, "disk", res);
-}
-
-static int
-m_vbd_eject(void *ctx, const struct rpc_request *req, char **res)
-{
-    return dev_atomic(ctx, req, ATOM_VBD_EJECT, NULL, res);
-}
-
-static int
-m_vif_set_carrier(void *ctx, const struct rpc_request *req, char **res)
-{
-    return dev_atomic(ctx, req, ATOM_VIF_SET_CARRIER, NULL, res);
-}
-
-static int
-m_vif_set_locking_mode(void *ctx, const struct rpc_request *req, char **res)
-{
-    return dev_atomic(ctx, req, ATOM_VIF_SET_LOCKING_MODE, "locking_mode",
-                      res);
 }
 
 /* ---- UPDATES ---- */
@@ -1009,23 +936,23 @@ const struct rpc_method rpc_methods_table[] = {
     { "VM.stat", m_vm_stat },
     { "VM.exists", m_vm_exists },
     { "VM.list", m_vm_list },
-    { "VM.create", m_vm_create },
+    { "VM.create", m_queued },
     { "VM.build", m_vm_build },
-    { "VM.destroy", m_vm_destroy },
-    { "VM.pause", m_vm_pause },
-    { "VM.unpause", m_vm_unpause },
-    { "VM.start", m_vm_start },
-    { "VM.shutdown", m_vm_shutdown },
-    { "VM.reboot", m_vm_reboot },
-    { "VM.suspend", m_vm_suspend },
-    { "VM.resume", m_vm_resume },
+    { "VM.destroy", m_queued },
+    { "VM.pause", m_queued },
+    { "VM.unpause", m_queued },
+    { "VM.start", m_queued },
+    { "VM.shutdown", m_queued },
+    { "VM.reboot", m_queued },
+    { "VM.suspend", m_queued },
+    { "VM.resume", m_queued },
     { "VM.migrate", m_vm_migrate },
     { "SR.add", m_sr_add },
     { "SR.remove", m_sr_remove },
     { "SR.list", m_sr_list },
-    { "VM.set_vcpus", m_vm_set_vcpus },
+    { "VM.set_vcpus", m_queued },
     { "VM.set_memory_dynamic_range", m_vm_set_memory_dynamic_range },
-    { "VM.set_xsdata", m_vm_set_xsdata },
+    { "VM.set_xsdata", m_queued },
     { "VM.delay", m_vm_delay },
     { "VM.generate_state_string", m_vm_generate_state_string },
     { "VM.export_metadata", m_vm_export_metadata },
@@ -1035,18 +962,18 @@ const struct rpc_method rpc_methods_table[] = {
     { "VBD.remove", m_vbd_remove },
     { "VBD.stat", m_vbd_stat },
     { "VBD.list", m_vbd_list },
-    { "VBD.plug", m_vbd_plug },
-    { "VBD.unplug", m_vbd_unplug },
-    { "VBD.insert", m_vbd_insert },
-    { "VBD.eject", m_vbd_eject },
+    { "VBD.plug", m_queued },
+    { "VBD.unplug", m_queued },
+    { "VBD.insert", m_queued },
+    { "VBD.eject", m_queued },
     { "VIF.add", m_vif_add },
     { "VIF.remove", m_vif_remove },
     { "VIF.stat", m_vif_stat },
     { "VIF.list", m_vif_list },
-    { "VIF.plug", m_vif_plug },
-    { "VIF.unplug", m_vif_unplug },
-    { "VIF.set_carrier", m_vif_set_carrier },
-    { "VIF.set_locking_mode", m_vif_set_locking_mode },
+    { "VIF.plug", m_queued },
+    { "VIF.unplug", m_queued },
+    { "VIF.set_carrier", m_queued },
+    { "VIF.set_locking_mode", m_queued },
     { "UPDATES.get", m_updates_get },
     { "UPDATES.last_id", m_updates_last_id },
     { "UPDATES.inject_barrier", m_updates_inject_barrier },

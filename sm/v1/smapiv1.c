@@ -17,7 +17,6 @@
  *           params=/srv/sr/disk1, ...</struct>...</methodResponse>
  *   -> params "/srv/sr/disk1"
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,20 +25,13 @@
 #include "ids.h"
 #include "json.h"
 #include "log.h"
+#include "sm_driver.h"
 #include "sm_exec.h"
 #include "smapiv1.h"
 #include "xalloc.h"
 #include "xmlrpc.h"
 
 #define V1_NULL_REF "OpaqueRef:NULL"
-#define V1_VDI_MAX 1024
-
-/* Whether a VDI was attached writable: vdi_activate repeats it. */
-struct v1_vdi {
-    char *vdi;
-    bool rw;
-    struct v1_vdi *next;
-};
 
 struct smapiv1 {
     char *path;             /* the driver executable */
@@ -47,8 +39,8 @@ struct smapiv1 {
     char sr_uuid[IDS_UUID_LEN + 1];
     yajl_val dconf;         /* device_config: an object of strings */
     int timeout_ms;
-    pthread_mutex_t lock;   /* guards vdis */
-    struct v1_vdi *vdis;
+    /* Whether a VDI was attached writable: vdi_activate repeats it. */
+    struct sm_driver_vdis vdis;
 };
 
 /* One command: what goes into the struct besides the SR's fields. */
@@ -237,12 +229,8 @@ v1_call(const struct smapiv1 *d, const struct v1_req *q, yajl_val *value_r)
         rc = v1_fault(d, q, &call, &res, value);
         goto out;
     }
-    rc = json_parse(value, strlen(value), value_r);
-    if (rc) {
-        xo_err_clear();
-        rc = sm_exec_error(&call, &res, "SCRIPT_FAILED",
-                           "methodResponse value cannot be decoded");
-    }
+    rc = sm_exec_json(&call, &res, value, strlen(value),
+                      "methodResponse value cannot be decoded", value_r);
 out:
     sm_exec_result_dispose(&res);
     free(params);
@@ -277,17 +265,7 @@ v1_result_str(const struct smapiv1 *d, const struct v1_req *q, yajl_val v,
 static int
 v1_check_vdi(const char *vdi)
 {
-    size_t n = strlen(vdi);
-
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)vdi[i] < 0x20 || vdi[i] == 0x7f)
-            n = 0;
-    }
-    if (n == 0 || n > V1_VDI_MAX) {
-        LOG(ERROR, "invalid VDI location for a SMAPIv1 driver");
-        return xo_err_internal_code(XO_EINVAL, "invalid VDI location");
-    }
-    return 0;
+    return sm_driver_check_vdi(vdi, "VDI location", "SMAPIv1 driver");
 }
 
 static int
@@ -311,25 +289,6 @@ v1_unit(struct smapiv1 *d, const char *command, const char *vdi,
     return rc;
 }
 
-static void
-remember_rw(struct smapiv1 *d, const char *vdi, bool rw)
-{
-    struct v1_vdi *v;
-
-    pthread_mutex_lock(&d->lock);
-    for (v = d->vdis; v; v = v->next)
-        if (strcmp(v->vdi, vdi) == 0)
-            break;
-    if (!v) {
-        v = xcalloc(1, sizeof(*v));
-        v->vdi = xstrdup(vdi);
-        v->next = d->vdis;
-        d->vdis = v;
-    }
-    v->rw = rw;
-    pthread_mutex_unlock(&d->lock);
-}
-
 /* Unknown (e.g. attached before a daemon restart): writable, as xapi's
  * default for a disk. */
 static bool
@@ -337,29 +296,8 @@ recall_rw(struct smapiv1 *d, const char *vdi)
 {
     bool rw = true;
 
-    pthread_mutex_lock(&d->lock);
-    for (struct v1_vdi *v = d->vdis; v; v = v->next)
-        if (strcmp(v->vdi, vdi) == 0)
-            rw = v->rw;
-    pthread_mutex_unlock(&d->lock);
+    sm_driver_vdis_recall(&d->vdis, vdi, &rw, NULL, NULL);
     return rw;
-}
-
-static void
-forget_rw(struct smapiv1 *d, const char *vdi)
-{
-    pthread_mutex_lock(&d->lock);
-    for (struct v1_vdi **p = &d->vdis; *p; p = &(*p)->next) {
-        if (strcmp((*p)->vdi, vdi) == 0) {
-            struct v1_vdi *v = *p;
-
-            *p = v->next;
-            free(v->vdi);
-            free(v);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&d->lock);
 }
 
 static int
@@ -407,7 +345,7 @@ v1_attach(void *priv, const char *dp, const char *sr, const char *vdi,
         if (rc)
             goto out;
     }
-    remember_rw(d, vdi, rw);
+    sm_driver_vdis_remember(&d->vdis, vdi, rw, NULL, NULL);
 out:
     if (v)
         yajl_tree_free(v);
@@ -441,14 +379,15 @@ static int
 v1_detach(void *priv, const char *dp, const char *sr, const char *vdi,
           const char *domain)
 {
+    struct smapiv1 *d = priv;
     int rc;
 
     (void)dp;
     (void)sr;
     (void)domain;
-    rc = v1_unit(priv, "vdi_detach", vdi, NULL, NULL);
+    rc = v1_unit(d, "vdi_detach", vdi, NULL, NULL);
     if (!rc)
-        forget_rw(priv, vdi);
+        sm_driver_vdis_forget(&d->vdis, vdi);
     return rc;
 }
 
@@ -484,16 +423,9 @@ v1_free(void *priv)
 
     if (!d)
         return;
-    while (d->vdis) {
-        struct v1_vdi *v = d->vdis;
-
-        d->vdis = v->next;
-        free(v->vdi);
-        free(v);
-    }
+    sm_driver_vdis_destroy(&d->vdis);
     if (d->dconf)
         yajl_tree_free(d->dconf);
-    pthread_mutex_destroy(&d->lock);
     free(d->path);
     free(d->driver);
     free(d);
@@ -523,32 +455,6 @@ type_ok(const char *type)
                   "0123456789_.-") == n;
 }
 
-/* device_config: an object whose values are all strings. */
-static int
-parse_device_config(const char *json, yajl_val *r)
-{
-    yajl_val v = NULL;
-    int rc = json_parse(json ? json : "{}", strlen(json ? json : "{}"), &v);
-
-    if (rc) {
-        LOG(ERROR, "device_config is not JSON");
-        return rc;
-    }
-    rc = YAJL_IS_OBJECT(v) ? 0 : XO_EINVAL;
-    for (size_t i = 0; !rc && i < v->u.object.len; i++)
-        if (!YAJL_IS_STRING(v->u.object.values[i]) ||
-            !*v->u.object.keys[i])
-            rc = XO_EINVAL;
-    if (rc) {
-        yajl_tree_free(v);
-        LOG(ERROR, "device_config must be an object of strings");
-        return xo_err_internal_code(XO_EINVAL, "device_config must be an "
-                                    "object of string values");
-    }
-    *r = v;
-    return 0;
-}
-
 int
 smapiv1_driver_new(const char *sm_dir, const char *type,
                    const char *sr_uuid, const char *device_config_json,
@@ -567,8 +473,8 @@ smapiv1_driver_new(const char *sm_dir, const char *type,
                                     "uuid or timeout");
     }
     d = xcalloc(1, sizeof(*d));
-    pthread_mutex_init(&d->lock, NULL);
-    rc = parse_device_config(device_config_json, &d->dconf);
+    sm_driver_vdis_init(&d->vdis);
+    rc = sm_driver_device_config(device_config_json, &d->dconf);
     if (rc)
         goto out;
     name = xasprintf("%sSR", type);

@@ -17,7 +17,6 @@
  *   -> params "/dev/loop3"; later Datapath.activate with the same
  *      uri and domain, without another Volume.stat.
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,21 +24,12 @@
 #include "errors.h"
 #include "json.h"
 #include "log.h"
+#include "sm_driver.h"
 #include "sm_exec.h"
 #include "smapiv3.h"
 #include "xalloc.h"
 
 #define V3_DBG "xenopsd-c"
-#define V3_VDI_MAX 1024
-
-/* What attach learnt about a VDI. */
-struct v3_vdi {
-    char *vdi;
-    char *uri;
-    char *dp_dir;           /* the datapath plugin's directory */
-    bool rw;
-    struct v3_vdi *next;
-};
 
 struct smapiv3 {
     char *volume_dir;
@@ -47,8 +37,7 @@ struct smapiv3 {
     char *driver;           /* the volume plugin's name, for errors */
     char *sr_uri;
     int timeout_ms;
-    pthread_mutex_t lock;   /* guards vdis */
-    struct v3_vdi *vdis;
+    struct sm_driver_vdis vdis;     /* what attach learnt about a VDI */
 };
 
 /* The resolved target of a datapath call. */
@@ -143,11 +132,8 @@ v3_call(const char *dir, const char *driver, const char *method,
         rc = v3_error(&call, &res);
         goto out;
     }
-    if (!res.out || json_parse(res.out, res.out_len, result_r) != 0) {
-        xo_err_clear();
-        rc = sm_exec_error(&call, &res, "SCRIPT_FAILED",
-                           "bad json on stdout");
-    }
+    rc = sm_exec_json(&call, &res, res.out, res.out_len,
+                      "bad json on stdout", result_r);
 out:
     sm_exec_result_dispose(&res);
     free(path);
@@ -276,48 +262,6 @@ out:
     return rc;
 }
 
-static void
-remember(struct smapiv3 *d, const char *vdi, const struct v3_target *t)
-{
-    struct v3_vdi *v;
-
-    pthread_mutex_lock(&d->lock);
-    for (v = d->vdis; v; v = v->next)
-        if (strcmp(v->vdi, vdi) == 0)
-            break;
-    if (!v) {
-        v = xcalloc(1, sizeof(*v));
-        v->vdi = xstrdup(vdi);
-        v->next = d->vdis;
-        d->vdis = v;
-    }
-    free(v->uri);
-    free(v->dp_dir);
-    v->uri = xstrdup(t->uri);
-    v->dp_dir = xstrdup(t->dp_dir);
-    v->rw = t->rw;
-    pthread_mutex_unlock(&d->lock);
-}
-
-static void
-forget(struct smapiv3 *d, const char *vdi)
-{
-    pthread_mutex_lock(&d->lock);
-    for (struct v3_vdi **p = &d->vdis; *p; p = &(*p)->next) {
-        if (strcmp((*p)->vdi, vdi) == 0) {
-            struct v3_vdi *v = *p;
-
-            *p = v->next;
-            free(v->vdi);
-            free(v->uri);
-            free(v->dp_dir);
-            free(v);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&d->lock);
-}
-
 /* The remembered target, or a fresh Volume.stat (writable assumed, as
  * for a disk attached before a daemon restart). */
 static int
@@ -325,16 +269,7 @@ v3_target(struct smapiv3 *d, const char *dp, const char *vdi,
           struct v3_target *t)
 {
     memset(t, 0, sizeof(*t));
-    pthread_mutex_lock(&d->lock);
-    for (struct v3_vdi *v = d->vdis; v; v = v->next) {
-        if (strcmp(v->vdi, vdi) == 0) {
-            t->uri = xstrdup(v->uri);
-            t->dp_dir = xstrdup(v->dp_dir);
-            t->rw = v->rw;
-        }
-    }
-    pthread_mutex_unlock(&d->lock);
-    if (t->uri)
+    if (sm_driver_vdis_recall(&d->vdis, vdi, &t->rw, &t->uri, &t->dp_dir))
         return 0;
     t->rw = true;
     return v3_resolve(d, dp, vdi, t);
@@ -343,16 +278,7 @@ v3_target(struct smapiv3 *d, const char *dp, const char *vdi,
 static int
 v3_check_vdi(const char *vdi)
 {
-    size_t n = strlen(vdi);
-
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)vdi[i] < 0x20 || vdi[i] == 0x7f)
-            n = 0;
-    if (n == 0 || n > V3_VDI_MAX) {
-        LOG(ERROR, "invalid VDI key for a SMAPIv3 plugin");
-        return xo_err_internal_code(XO_EINVAL, "invalid VDI key");
-    }
-    return 0;
+    return sm_driver_check_vdi(vdi, "VDI key", "SMAPIv3 plugin");
 }
 
 /* Datapath.<method> {dbg, uri, domain}; *result_r may be NULL. */
@@ -460,7 +386,7 @@ v3_attach(void *priv, const char *dp, const char *sr, const char *vdi,
         goto out;
     }
     *params_r = xstrdup(params);
-    remember(d, vdi, &t);
+    sm_driver_vdis_remember(&d->vdis, vdi, t.rw, t.uri, t.dp_dir);
 out:
     if (backend)
         yajl_tree_free(backend);
@@ -490,7 +416,7 @@ v3_simple(struct smapiv3 *d, const char *what, const char *dp,
     }
     rc = v3_datapath(d, &t, method, dp, vdi, domain, NULL);
     if (!rc && strcmp(what, "Datapath.detach") == 0)
-        forget(d, vdi);
+        sm_driver_vdis_forget(&d->vdis, vdi);
 out:
     target_dispose(&t);
     free(ro);
@@ -556,16 +482,7 @@ v3_free(void *priv)
 
     if (!d)
         return;
-    while (d->vdis) {
-        struct v3_vdi *v = d->vdis;
-
-        d->vdis = v->next;
-        free(v->vdi);
-        free(v->uri);
-        free(v->dp_dir);
-        free(v);
-    }
-    pthread_mutex_destroy(&d->lock);
+    sm_driver_vdis_destroy(&d->vdis);
     free(d->volume_dir);
     free(d->datapath_root);
     free(d->driver);
@@ -639,26 +556,12 @@ check_args(const char *root, const char *plugin, int timeout_ms)
 static int
 sr_attach_args(const char *device_config_json, char **args_r)
 {
-    const char *json = device_config_json ? device_config_json : "{}";
     yajl_val v = NULL;
     yajl_gen g;
-    int rc = json_parse(json, strlen(json), &v);
+    int rc = sm_driver_device_config(device_config_json, &v);
 
-    if (rc) {
-        LOG(ERROR, "device_config is not JSON");
+    if (rc)
         return rc;
-    }
-    rc = YAJL_IS_OBJECT(v) ? 0 : XO_EINVAL;
-    for (size_t i = 0; !rc && i < v->u.object.len; i++)
-        if (!YAJL_IS_STRING(v->u.object.values[i]) ||
-            !*v->u.object.keys[i])
-            rc = XO_EINVAL;
-    if (rc) {
-        yajl_tree_free(v);
-        LOG(ERROR, "device_config must be an object of strings");
-        return xo_err_internal_code(XO_EINVAL, "device_config must be an "
-                                    "object of string values");
-    }
     g = json_gen_new();
     yajl_gen_map_open(g);
     json_gen_str(g, "dbg");
@@ -724,7 +627,7 @@ smapiv3_driver_new(const char *root, const char *plugin, const char *sr_uri,
     if (rc)
         return rc;
     d = xcalloc(1, sizeof(*d));
-    pthread_mutex_init(&d->lock, NULL);
+    sm_driver_vdis_init(&d->vdis);
     d->volume_dir = dir;
     d->driver = xstrdup(strrchr(dir, '/') + 1);
     d->datapath_root = xasprintf("%s/datapath", root);

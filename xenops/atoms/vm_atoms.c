@@ -240,28 +240,30 @@ vm_atom_build(struct exec_op *op, const struct atom *a)
     return b->ops->vm_build(b, a->vm, a->flag);
 }
 
-/* VM_pause (vm). Needs a built domain. Undone by VM_unpause. */
-int
-vm_atom_pause(struct exec_op *op, const struct atom *a)
+static int
+set_paused(struct exec_op *op, const struct atom *a, bool paused)
 {
     struct backend *b = op->env->backend;
-    int rc = b->ops->vm_pause(b, a->vm);
+    int rc = paused ? b->ops->vm_pause(b, a->vm)
+                    : b->ops->vm_unpause(b, a->vm);
 
     if (!rc)
         atoms_signal_vm(op, a->vm);
     return rc;
 }
 
+/* VM_pause (vm). Needs a built domain. Undone by VM_unpause. */
+int
+vm_atom_pause(struct exec_op *op, const struct atom *a)
+{
+    return set_paused(op, a, true);
+}
+
 /* VM_unpause (vm). A running domain is left alone (xenopsd). */
 int
 vm_atom_unpause(struct exec_op *op, const struct atom *a)
 {
-    struct backend *b = op->env->backend;
-    int rc = b->ops->vm_unpause(b, a->vm);
-
-    if (!rc)
-        atoms_signal_vm(op, a->vm);
-    return rc;
+    return set_paused(op, a, false);
 }
 
 /* Detach every datapath the VM's records still hold. */
