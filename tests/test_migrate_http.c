@@ -239,6 +239,54 @@ test_migrate_http_forwarded_handover(void **state)
     free(path);
 }
 
+/* Unauthenticated connections cannot pile up threads: beyond the cap a
+ * connection is answered 503 at once, and a freed slot is usable again. */
+static void
+test_migrate_http_connection_cap(void **state)
+{
+    struct seen s = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+                      0, "", "", NULL };
+    struct migrate_listener *l = NULL;
+    int fds[MIGRATE_HTTP_MAX_CONNS];
+    struct migrate_url u;
+    char *url, buf[64];
+    ssize_t n;
+    int fd;
+
+    assert_int_equal(migrate_listener_start("127.0.0.1:0", TOKEN, route, &s,
+                                            &l), 0);
+    url = url_for(l, TOKEN);
+    assert_int_equal(migrate_url_parse(url, &u), 0);
+    /* Idle connections that never send a head hold their slots. */
+    for (int i = 0; i < MIGRATE_HTTP_MAX_CONNS; i++)
+        assert_int_equal(migrate_http_connect(&u, 5000, &fds[i]), 0);
+    assert_int_equal(migrate_http_connect(&u, 5000, &fd), 0);
+    n = read(fd, buf, sizeof(buf) - 1);
+    assert_true(n > 12);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, " 503 "));
+    close(fd);
+    for (int i = 0; i < MIGRATE_HTTP_MAX_CONNS; i++)
+        close(fds[i]);
+    /* Once the idle ones are gone, a real request is served. */
+    for (int tries = 0; tries < 100; tries++) {
+        assert_int_equal(migrate_http_connect(&u, 5000, &fd), 0);
+        if (migrate_http_put(fd, &u, "/migrate/mem/y", NULL, 0, 5000) == 0)
+            break;
+        xo_err_clear();
+        close(fd);
+        fd = -1;
+        usleep(50000);
+    }
+    assert_true(fd >= 0);
+    close(fd);
+    wait_calls(&s, 1);
+    free(s.peer_error);
+    migrate_url_dispose(&u);
+    free(url);
+    migrate_listener_stop(l);
+}
+
 static void
 test_migrate_http_url_parse(void **state)
 {
@@ -294,6 +342,7 @@ main(void)
         cmocka_unit_test(test_migrate_http_wrong_token_refused),
         cmocka_unit_test(test_migrate_http_bad_requests),
         cmocka_unit_test(test_migrate_http_forwarded_handover),
+        cmocka_unit_test(test_migrate_http_connection_cap),
         cmocka_unit_test(test_migrate_http_url_parse),
         cmocka_unit_test(test_migrate_http_token_file),
     };

@@ -625,12 +625,20 @@ accept_main(void *arg)
         } else {
             tcp_tune(fd);
         }
+        pthread_mutex_lock(&l->lock);
+        if (l->active >= MIGRATE_HTTP_MAX_CONNS) {
+            pthread_mutex_unlock(&l->lock);
+            LOG(WARN, "migration listener: %d connections already; "
+                "refusing one", MIGRATE_HTTP_MAX_CONNS);
+            migrate_http_send_status(fd, 503, "Service Unavailable");
+            close(fd);
+            continue;
+        }
+        l->active++;
+        pthread_mutex_unlock(&l->lock);
         c = xcalloc(1, sizeof(*c));
         c->l = l;
         c->fd = fd;
-        pthread_mutex_lock(&l->lock);
-        l->active++;
-        pthread_mutex_unlock(&l->lock);
         if (pthread_create(&th, NULL, l->kind == LISTEN_TCP ? tcp_conn_main
                                                             : fwd_conn_main,
                            c) != 0) {

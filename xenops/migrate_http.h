@@ -17,7 +17,8 @@
  * the forwarded socket is trusted (peer uid 0, as xapi). The token is never
  * logged.
  *
- * Bounds: request head <= 16 KiB, read within 10 s; at most 32 cookies.
+ * Bounds: request head <= 16 KiB, read within 10 s; at most 32 cookies;
+ * at most MIGRATE_HTTP_MAX_CONNS connections at once.
  */
 #ifndef XENOPS_MIGRATE_HTTP_H
 #define XENOPS_MIGRATE_HTTP_H
@@ -27,6 +28,9 @@
 
 #define MIGRATE_HTTP_HEAD_MAX (16 * 1024)
 #define MIGRATE_HTTP_MAX_COOKIES 32
+/* Connections served at once per listener; more get 503 and are closed
+ * (the head, and so the token, is read on the connection's own thread). */
+#define MIGRATE_HTTP_MAX_CONNS 64
 
 struct migrate_kv {
     char *key;
