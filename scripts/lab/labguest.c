@@ -11,8 +11,8 @@
  *   verify DISK SEED MIB       read it back (O_DIRECT) and compare
  *   sh COMMAND...              run COMMAND with busybox sh, output to console
  *
- * Every line it prints starts with a keyword (hb, disk, disk-gone, ok, err,
- * ready) so that the lab scripts can grep the console log.
+ * Every line it prints starts with a keyword (hb, disk, disk-gone, nic, ok,
+ * err, ready) so that the lab scripts can grep the console log.
  *
  * The heartbeat is "hb COUNTER BOOT_NS MONO_NS". BOOT_NS is CLOCK_BOOTTIME,
  * which keeps counting while the guest is suspended for a migration (Linux
@@ -42,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/fs.h>
+#include <net/if.h>
+#include <sys/socket.h>
 
 #define HEARTBEAT_NS   5000000LL
 #define DISK_SCAN_NS   100000000LL
@@ -222,6 +224,40 @@ static void scan_disks(struct guest *g, int report_all)
     g->ndisks = n;
     if (report_all)
         say("disks %d", n);
+}
+
+/* Bring every netfront interface up and say so with its MAC address: the
+ * proof that netback and netfront connected. */
+static void bring_up_nics(void)
+{
+    DIR *d = opendir("/sys/class/net");
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct dirent *e;
+    if (!d || sock < 0)
+        goto out;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "eth", 3) != 0 || strlen(e->d_name) >= IFNAMSIZ)
+            continue;
+        char path[96], mac[32] = "?";
+        snprintf(path, sizeof(path), "/sys/class/net/%.15s/address", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (fgets(mac, sizeof(mac), f))
+                mac[strcspn(mac, "\n")] = '\0';
+            fclose(f);
+        }
+        struct ifreq ifr = { 0 };
+        snprintf(ifr.ifr_name, IFNAMSIZ, "%.15s", e->d_name);
+        int up = ioctl(sock, SIOCGIFFLAGS, &ifr) == 0;
+        ifr.ifr_flags |= IFF_UP;
+        up = up && ioctl(sock, SIOCSIFFLAGS, &ifr) == 0;
+        say("nic %s mac=%s %s", e->d_name, mac, up ? "up" : "down");
+    }
+out:
+    if (d)
+        closedir(d);
+    if (sock >= 0)
+        close(sock);
 }
 
 /* xorshift64: the same seed gives the same bytes on any host. */
@@ -414,6 +450,7 @@ int main(void)
     load_modules();
     settle_disks();
     scan_disks(&g, 1);
+    bring_up_nics();
     say("ready");
     heartbeat_loop(&g);
     return 0;

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # xenlab: hosts=1 smoke
 # xl create of a PVH guest whose disk blkback serves from a loop device on
-# the shared directory: the guest reads the disk's signature, beats, and
-# writes and reads back a pattern on the disk with direct I/O.
+# the shared directory, with a VIF on dom0's bridge: the guest reads the
+# disk's signature, brings its netfront up, beats, and writes and reads back
+# a pattern on the disk with direct I/O.
 source "$(dirname "$0")/lib.sh"
 
 make_disk g2-a.img 16 LABSIG-A
-guest_config g2 g2-a.img
+GUEST_VIF=00:16:3e:4c:41:02 guest_config g2 g2-a.img
 t0=$(now_ms)
 guest_start 1 g2
 start=$(secs_since "$t0")
@@ -16,6 +17,10 @@ console_of 1 g2 | grep -a -q '^disk xvda size=16777216 sig=LABSIG-A' \
     || fail "the guest did not read the disk's signature"
 lab_sh 1 'xenstore-read /local/domain/0/backend/vbd/$(xl domid g2)/51712/state' | grep -qx 4 \
     || fail "blkback is not connected (backend state != 4)"
+console_of 1 g2 | grep -a -q '^nic eth0 mac=00:16:3e:4c:41:02 up' || fail "the guest has no netfront up"
+lab_sh 1 'xenstore-read /local/domain/0/backend/vif/$(xl domid g2)/0/state' | grep -qx 4 \
+    || fail "netback is not connected (backend state != 4)"
+lab_sh 1 'ip -o link show master xenbr0' | grep -q "vif" || fail "the VIF is not on xenbr0"
 read -r _ b1 t1 _ <<<"$(console_of 1 g2 | grep -a '^hb ' | tail -n 1)"
 sleep 1
 read -r _ b2 t2 _ <<<"$(console_of 1 g2 | grep -a '^hb ' | tail -n 1)"

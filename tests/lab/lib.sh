@@ -28,7 +28,8 @@ make_disk() {
 }
 
 # guest_config NAME DISK...: a PVH guest (TSC native and no RDTSCP: TCG's
-# SVM cannot emulate the intercept) with blkback disks on loop devices.
+# SVM cannot emulate the intercept) with blkback disks on loop devices, and
+# with GUEST_VIF=MAC a netback VIF on xenbr0.
 guest_config() {
     local name=$1; shift
     local disks="" i=0 d
@@ -50,6 +51,9 @@ cpuid = "host,rdtscp=0"
 on_crash = "preserve"
 disk = [ $disks ]
 EOF
+    if [ -n "${GUEST_VIF:-}" ]; then
+        echo "vif = [ 'bridge=xenbr0,mac=$GUEST_VIF' ]" >> "$SHARED/$name.cfg"
+    fi
 }
 
 # The guest's console as dom0 logged it: one file per name the domain had
