@@ -44,5 +44,5 @@ console_of 2 g5 > "$XENLAB_RUN/g5-console-2.log"
 read -r gap at mono <<<"$(downtime_ms "$XENLAB_RUN/g5-console-1.log" "$XENLAB_RUN/g5-console-2.log")"
 skew=$(python3 -c 'import json,sys; o=[json.load(open(f))["clock_offset_ns"] for f in sys.argv[1:]]; print("%.1f" % (abs(o[0]-o[1])/1e6))' \
        "$XENLAB_RUN/host1/state.json" "$XENLAB_RUN/host2/state.json")
-echo "xl migrate host 1 -> host 2 took ${took}s; guest-side downtime ${gap} ms (beat $at; hosts' clocks within ${skew} ms)"
+echo "xl migrate host 1 -> host 2 took ${took}s; guest-side downtime ${gap} ms (beat $at; ${mono} ms of it the guest's own suspend/resume; hosts' clocks within ${skew} ms)"
 echo "RESULT host_migrate=${took}s downtime=${gap}ms clock_skew=${skew}ms"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the lab tests (sourced). `xenlab check` runs each test with
 # XENLAB (the xenlab script), XENLAB_HOSTS (how many hosts are up) and
 # XENLAB_RUN (its run directory; $XENLAB_RUN/shared is /shared in every
