@@ -86,9 +86,11 @@ last_beat() {
 
 # downtime_ms LOG...: the largest gap between two consecutive heartbeats in
 # the guest's CLOCK_BOOTTIME, over the logs of every host it ran on: the
-# time the guest did not run. Prints "GAP_MS COUNTER MONO_GAP_MS".
+# time the guest did not run. Prints "GAP_MS COUNTER MONO_GAP_MS". With
+# HB_FROM=N only beats from counter N on count (one migration of several).
 downtime_ms() {
-    cat "$@" | grep -a '^hb ' | sort -n -k2 -u | awk '
+    cat "$@" | grep -a '^hb ' | sort -n -k2 -u | awk -v from="${HB_FROM:-0}" '
+        $2 < from { next }
         prev != "" && $2 == prev + 1 {
             g = $3 - pb; if (g > mb) { mb = g; at = $2; mg = $4 - pm }
         }
