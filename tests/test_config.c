@@ -605,6 +605,19 @@ test_config_bad_enum_rejected(void **state)
 }
 
 static void
+test_config_validate_refuses_a_backend_not_built(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(config_validate(&f->c), 0);
+    assert_int_equal(config_set(&f->c, "backend", "xenlight", "test"), 0);
+    assert_int_equal(config_validate(&f->c), XO_EINVAL);
+    xo_err_clear();
+    assert_int_equal(config_set(&f->c, "backend", "simulator", "test"), 0);
+    assert_int_equal(config_validate(&f->c), 0);
+}
+
+static void
 test_config_bad_value_in_file_fails(void **state)
 {
     struct fixture *f = *state;
@@ -1219,6 +1232,7 @@ main(void)
         T(test_config_bad_rpc_allowed_uids_rejected),
         T(test_config_bad_path_rejected),
         T(test_config_bad_enum_rejected),
+        T(test_config_validate_refuses_a_backend_not_built),
         T(test_config_bad_value_in_file_fails),
         T(test_config_error_names_file_line_and_key),
         T(test_config_malformed_line_fails),

@@ -891,10 +891,32 @@ test_server_generate_state_string(void **state)
     yajl_tree_free(bad);
 }
 
+/* Start-up leaves a domain it holds no records for alone. */
+static void
+test_server_reconcile_leaves_foreign_domains(void **state)
+{
+    struct backend_sim_config sc = { 1 << 20, 0, 5 };
+    struct backend_vm_config vc = { 1 << 20, 1, false, NULL };
+    struct backend_vm_state st;
+    struct server *srv = NULL;
+    struct backend *b = NULL;
+    struct config cfg;
+
+    (void)state;
+    assert_int_equal(backend_sim_new(&sc, &b), 0);
+    assert_int_equal(b->ops->vm_create(b, SERVER_FIXTURE_VM, &vc), 0);
+    server_fixture_config(&cfg, NULL, SERVER_FIXTURE_SR ":5.0:20:1");
+    assert_int_equal(server_new(&cfg, b, &srv), 0);
+    assert_int_equal(b->ops->vm_get_state(b, SERVER_FIXTURE_VM, &st), 0);
+    assert_int_not_equal(st.domid, -1);
+    server_fixture_stop(srv, &cfg);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_server_reconcile_leaves_foreign_domains),
         cmocka_unit_test_setup_teardown(test_server_start_shutdown, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 
+#include <stdlib.h>
+
 #include "backend.h"
 
 const char *
@@ -12,4 +14,12 @@ backend_power_name(enum backend_power p)
     case BACKEND_SUSPENDED: return "Suspended";
     }
     return "Halted";
+}
+
+void
+backend_list_free(char **vms, size_t n)
+{
+    for (size_t i = 0; vms && i < n; i++)
+        free(vms[i]);
+    free(vms);
 }

@@ -7,6 +7,13 @@
  * sm/sm.h): the backend creates and removes the block *device* given the
  * params that the SM attach produced.
  *
+ * Live migration reaches the hypervisor only through this interface: the
+ * migration protocol (migrate.c) owns the connections, handshakes and the
+ * atoms around the switch-over; the backend owns how a live domain's state
+ * is streamed out of it into an fd (pre-copy rounds, when to stop) and
+ * restored from one, calling back to the caller to pause the domain at the
+ * switch-over and to report progress.
+ *
  * Contract:
  * - Every operation returns 0 or an xo_err, with the wire detail set by the
  *   backend where it detects the failure (e.g. Does_not_exist ["VM", id]).
@@ -72,6 +79,45 @@ struct backend_host_info {
 /* Flags of vm_save. */
 #define BACKEND_SAVE_LIVE 0x1
 
+/* What the progress callback of vm_migrate_send sees after each live
+ * round of a pre-copy. */
+struct backend_migrate_progress {
+    unsigned round;             /* the round just sent, 0 = every page */
+    uint64_t bytes_sent;        /* on the wire so far */
+    uint64_t bytes_remaining;   /* dirty memory still to send */
+    uint64_t dirty_rate;        /* pages/s dirtied during the round */
+};
+
+/* How a live migration's state stream runs (both sides). */
+struct backend_migrate_opts {
+    /* Switch over when the rest fits this downtime at the measured
+     * bandwidth... */
+    uint64_t max_downtime_ms;
+    /* ...or after this many live rounds (>= 1): then pause anyway, or,
+     * with abort_on_downtime, give up with XO_ETIMEDOUT and the domain
+     * still running. */
+    unsigned max_iterations;
+    bool abort_on_downtime;
+    bool compress;              /* compress the stream */
+    /* Checked between steps and while waiting; may be NULL. */
+    const volatile bool *cancel;
+    /* Sender, mandatory: pause the domain (the downtime starts); 0 or an
+     * xo_err. Called at most once, on the calling thread. */
+    int (*pause)(void *arg);
+    void *pause_arg;
+    /* Sender, optional: after each live round, on the calling thread. */
+    void (*progress)(const struct backend_migrate_progress *p, void *arg);
+    void *progress_arg;
+};
+
+/* Filled by either side (zeroed at the start of the call). */
+struct backend_migrate_stats {
+    uint64_t bytes;             /* on the wire */
+    unsigned rounds;            /* live rounds */
+    uint64_t final_ns;          /* the stop-and-copy round */
+    bool paused;                /* sender: the pause callback succeeded */
+};
+
 struct backend;
 
 struct backend_ops {
@@ -132,7 +178,33 @@ struct backend_ops {
     int (*vif_get_state)(struct backend *b, const char *vm, const char *dev,
                          bool *active_r, bool *plugged_r);
 
+    /* Live migration, sender: stream vm's state to fd while it runs,
+     * pause it through o->pause at the switch-over and send the rest.
+     * After a failure past the pause (st->paused) the domain stays paused
+     * and the caller decides; before it, the domain runs untouched. */
+    int (*vm_migrate_send)(struct backend *b, const char *vm, int fd,
+                           const struct backend_migrate_opts *o,
+                           struct backend_migrate_stats *st);
+    /* Live migration, receiver: read the stream from fd into vm's paused
+     * (created, not built) domain. On failure the domain's state is
+     * unspecified: destroy it. */
+    int (*vm_migrate_receive)(struct backend *b, const char *vm, int fd,
+                              const struct backend_migrate_opts *o,
+                              struct backend_migrate_stats *st);
+    /* Forget every record kept for vm, which has no domain any more (a
+     * domain that migrated away, under a temporary id); a VM that still
+     * has a domain is refused (XO_EEXISTS). Nothing to forget is fine. */
+    int (*vm_forget)(struct backend *b, const char *vm);
+    /* The VMs that have a domain, for start-up reconciliation: *vms_r is
+     * a malloc'd array of n malloc'd ids (free with backend_list_free). */
+    int (*list_domains)(struct backend *b, char ***vms_r, size_t *n_r);
+
     /* --- optional: NULL makes the caller answer Unimplemented --- */
+    /* After a received domain was unpaused: wait (honouring cancel) for
+     * its guest to run and give the longest stall it saw, in ns. */
+    int (*vm_migrate_guest_downtime)(struct backend *b, const char *vm,
+                                     const volatile bool *cancel,
+                                     uint64_t *ns_r);
     /* Backend-specific diagnostics as a JSON object text (caller frees). */
     char *(*diagnostics)(struct backend *b);
     /* Hypervisor and chipset facts for HOST.stat. */
@@ -166,5 +238,8 @@ struct backend {
     const struct backend_ops *ops;
     void *priv;
 };
+
+/* Free a list_domains result; NULL is a no-op. */
+void backend_list_free(char **vms, size_t n);
 
 #endif

@@ -23,41 +23,12 @@
 #include <time.h>
 
 #include "backend_sim.h"
+#include "backend_sim_priv.h"
 #include "errors.h"
 #include "ids.h"
 #include "json.h"
 #include "log.h"
 #include "xalloc.h"
-
-/* Longest path we build: "/local/domain/0/backend/vbd/<domid>/<dev>/..." */
-#define SIM_PATH_MAX 256
-
-struct sim_dom {
-    char vm[IDS_UUID_LEN + 1];
-    int domid;
-    bool built;
-    bool paused;
-    bool suspended;
-    char action_request[16];
-    char shutdown_reason[16];
-    int64_t memory_bytes;
-    int64_t memory_target;    /* dynamic maximum (balloon target) */
-    int vcpus;                /* online vcpus */
-    bool hvm;
-    double last_start_time;
-    struct sim_guest *guest;
-    unsigned refs;            /* 1 while in the table, +1 per fd I/O */
-};
-
-struct sim {
-    pthread_mutex_t lock;     /* the table and every sim_dom field */
-    struct sim_dom **doms;
-    size_t n_doms;
-    size_t cap_doms;
-    int next_domid;
-    struct xstree *xs;
-    struct backend_sim_config cfg;
-};
 
 static const struct backend_ops sim_ops;
 
@@ -1164,6 +1135,81 @@ sim_diagnostics(struct backend *b)
     return json_gen_take(g);
 }
 
+/* ---- what migration and start-up need ---- */
+
+int
+backend_sim_dom_get(struct sim *s, const char *vm, struct sim_dom **d_r)
+{
+    int rc;
+
+    pthread_mutex_lock(&s->lock);
+    rc = sim_find_err(s, vm, d_r);
+    if (!rc)
+        (*d_r)->refs++;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void
+backend_sim_dom_put(struct sim *s, struct sim_dom *d)
+{
+    struct sim_dom *dead;
+
+    pthread_mutex_lock(&s->lock);
+    dead = sim_unref(d);
+    pthread_mutex_unlock(&s->lock);
+    sim_dom_free(dead);
+}
+
+/*
+ * Domain destruction keeps /vm/<id> while the devices' active flags are in
+ * it (their atoms own them), and a temporary id's leftovers would block
+ * the VM's next migration from this host (renaming to the id finds the
+ * path taken); xenopsd's VM.remove drops them the same way.
+ */
+static int
+sim_vm_forget(struct backend *b, const char *vm)
+{
+    static const char *const roots[] = { "/vm", "/xapi" };
+    struct sim *s = b->priv;
+    char p[SIM_PATH_MAX];
+    int rc;
+
+    rc = ids_check_vm(vm);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&s->lock);
+    if (sim_find(s, vm)) {
+        LOGVM(WARN, vm, "cannot forget a VM that has a domain");
+        rc = xo_err_already_exists("domain", vm);
+    }
+    for (size_t i = 0; !rc && i < sizeof(roots) / sizeof(*roots); i++) {
+        sim_path(p, "%s/%s", roots[i], vm);
+        if (xstree_exists(s->xs, p))
+            rc = xstree_rm(s->xs, p);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int
+sim_list_domains(struct backend *b, char ***vms_r, size_t *n_r)
+{
+    struct sim *s = b->priv;
+    char **vms;
+    size_t n;
+
+    pthread_mutex_lock(&s->lock);
+    n = s->n_doms;
+    vms = xcalloc(n ? n : 1, sizeof(*vms));
+    for (size_t i = 0; i < n; i++)
+        vms[i] = xstrdup(s->doms[i]->vm);
+    pthread_mutex_unlock(&s->lock);
+    *vms_r = vms;
+    *n_r = n;
+    return 0;
+}
+
 static void
 sim_destroy(struct backend *b)
 {
@@ -1203,6 +1249,11 @@ static const struct backend_ops sim_ops = {
     .vif_plug = sim_vif_plug,
     .vif_unplug = sim_vif_unplug,
     .vif_get_state = sim_vif_get_state,
+    .vm_migrate_send = backend_sim_migrate_send,
+    .vm_migrate_receive = backend_sim_migrate_receive,
+    .vm_forget = sim_vm_forget,
+    .list_domains = sim_list_domains,
+    .vm_migrate_guest_downtime = backend_sim_migrate_guest_downtime,
     .diagnostics = sim_diagnostics,
     .host_info = sim_host_info,
     .vm_generate_state_string = sim_vm_generate_state_string,

@@ -940,6 +940,24 @@ config_load_all(struct config *c, const char *file)
     return config_load(c, NULL, dir);
 }
 
+/* The backends built into this binary. */
+static const char *const config_backends_built[] = { "simulator" };
+
+int
+config_validate(const struct config *c)
+{
+    size_t n = sizeof(config_backends_built) /
+               sizeof(*config_backends_built);
+
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(c->backend, config_backends_built[i]) == 0)
+            return 0;
+    LOG(ERROR, "backend '%s' is not built into this binary (available: "
+        "simulator)", c->backend);
+    return xo_err_internal_code(XO_EINVAL, "backend '%s' is not built into "
+                                "this binary", c->backend);
+}
+
 /* Whether value survives a round trip through config_parse_line as is. */
 static bool
 config_value_on_a_line(const char *v)

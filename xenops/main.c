@@ -62,7 +62,8 @@ usage(FILE *f)
             "[--<key> VALUE]...\n"
             "  Runs the VM operations daemon. Keys are those of "
             "xenopsd.conf(5),\n"
-            "  e.g. --sockets-path /run/xenopsd --backend simulator.\n"
+            "  e.g. --sockets-path /run/xenopsd --loglevel debug.\n"
+            "  The only backend built in is the simulator.\n"
             "  --version prints the version.\n");
 }
 
@@ -154,7 +155,8 @@ main(int argc, char **argv)
     }
     if (!config_file && access(DEFAULT_CONFIG, R_OK) == 0)
         config_file = xstrdup(DEFAULT_CONFIG);
-    if (config_load_all(&cfg, config_file) != 0) {
+    if (config_load_all(&cfg, config_file) != 0 ||
+        config_validate(&cfg) != 0) {
         fprintf(stderr, "xenopsd-c: configuration error (see above)\n");
         goto out;
     }

@@ -45,7 +45,6 @@
 #include "atom.h"
 #include "atomicfile.h"
 #include "backend.h"
-#include "backend_sim.h"
 #include "config.h"
 #include "errors.h"
 #include "exec.h"
@@ -56,7 +55,6 @@
 #include "metadata.h"
 #include "migrate.h"
 #include "migrate_http.h"
-#include "migrate_mem.h"
 #include "queue.h"
 #include "rpc.h"
 #include "rpc_json.h"
@@ -65,7 +63,6 @@
 #include "updates.h"
 #include "vmextra.h"
 #include "xalloc.h"
-#include "xstree.h"
 
 /* How long each side waits for the other at a handshake. Phase A attaches
  * every early VBD, so the first wait is generous. */
@@ -312,28 +309,14 @@ leaf(enum atom_kind kind, const char *vm, const char *text)
     return a;
 }
 
-static struct sim_guest *
-guest_of(struct server *srv, const char *vm)
-{
-    struct sim_guest *g = NULL;
-
-    if (backend_sim_guest(srv->backend, vm, &g)) {
-        xo_err_clear();
-        return NULL;
-    }
-    return g;
-}
-
 static void
-fill_mem_opts(struct server *srv, struct migrate_mem_opts *o, bool compress,
-              struct task *task)
+fill_mig_opts(struct server *srv, struct backend_migrate_opts *o,
+              bool compress, struct task *task)
 {
     memset(o, 0, sizeof(*o));
     o->max_downtime_ms = (uint64_t)srv->cfg->migration_max_downtime_ms;
     o->max_iterations = (unsigned)srv->cfg->migration_max_iterations;
-    o->policy = srv->cfg->migration_downtime_abort
-                    ? MIGRATE_MEM_POLICY_ABORT
-                    : MIGRATE_MEM_POLICY_FORCE;
+    o->abort_on_downtime = srv->cfg->migration_downtime_abort;
     o->compress = compress;
     o->cancel = task ? task_cancel_flag(task) : NULL;
 }
@@ -362,27 +345,15 @@ best_effort(struct atom *a)
     return g;
 }
 
-/*
- * xenopsd's VM_remove also drops the VM's xenstore records (the backend's
- * VM.remove); our backend interface has no such call, and the simulator
- * keeps /vm/<id> while the (empty) device directories that VBD_set_active
- * leaves are in it. For a temporary id that blocks the VM's next migration
- * from this host (VM_rename to it finds the path taken), so once the VM is
- * gone under vm, its records go too.
- */
+/* Once the VM is gone under vm (no records here), the backend forgets
+ * it too: a temporary id's leftovers would block the VM's next migration
+ * from this host. */
 static void
 forget_backend_records(struct server *srv, const char *vm)
 {
-    struct xstree *xs = backend_sim_xstree(srv->backend);
-    char p[64];
-
-    if (!xs || vmextra_exists(srv->store, vm))
+    if (vmextra_exists(srv->store, vm))
         return;
-    snprintf(p, sizeof(p), "/vm/%s", vm);
-    if (xstree_rm(xs, p))
-        xo_err_clear();
-    snprintf(p, sizeof(p), "/xapi/%s", vm);
-    if (xstree_rm(xs, p))
+    if (srv->backend->ops->vm_forget(srv->backend, vm))
         xo_err_clear();
 }
 
@@ -617,12 +588,12 @@ receive_run(void *arg)
     struct receive_job *j = arg;
     struct server *srv = j->srv;
     struct migrate_state *m = srv->mig;
-    struct migrate_mem_opts mo;
-    struct migrate_mem_stats ms;
+    struct backend_migrate_opts mo;
+    struct backend_migrate_stats ms;
     struct server_vm_view v;
     struct exec_op op;
     struct atom *a;
-    struct sim_guest *g;
+    uint64_t guest_downtime_ns = 0;
     int64_t t_a, t_a_end, t_c, t_unpause, t_attach_in = 0;
     double unpaused_at = 0;
     size_t n_early = 0;
@@ -688,13 +659,9 @@ receive_run(void *arg)
         rc = xo_err_internal_code(XO_EIO, "memory channel set-up failed");
         goto fail;
     }
-    g = guest_of(srv, j->id);
-    if (!g) {
-        rc = xo_err_internal("no simulated guest for %s", j->id);
-        goto fail;
-    }
-    fill_mem_opts(srv, &mo, j->compress, NULL);
-    rc = migrate_mem_receive(g, mem_fd, &mo, &ms);
+    fill_mig_opts(srv, &mo, j->compress, NULL);
+    rc = srv->backend->ops->vm_migrate_receive(srv->backend, j->id, mem_fd,
+                                               &mo, &ms);
     if (rc)
         goto fail;
     /* The received image is a built domain (VM_restore does the same). */
@@ -736,8 +703,9 @@ receive_run(void *arg)
     /* The VM runs here now: a crash from here on must not remove it. */
     journal_drop(srv, marker);
     migrate_handshake_send(j->fd, NULL);
-    g = guest_of(srv, j->final_id);
-    if (g && migrate_mem_measure_downtime(g, &mo, &ms))
+    if (srv->backend->ops->vm_migrate_guest_downtime &&
+        srv->backend->ops->vm_migrate_guest_downtime(
+            srv->backend, j->final_id, NULL, &guest_downtime_ns))
         xo_err_clear();
     {
         yajl_gen gen = json_gen_new();
@@ -750,7 +718,7 @@ receive_run(void *arg)
         json_gen_str(gen, "vbd_inside_downtime_ms");
         json_gen_fixed(gen, (double)t_attach_in / 1e6, 3);
         json_gen_str(gen, "guest_downtime_ms");
-        json_gen_fixed(gen, (double)ms.guest_downtime_ns / 1e6, 3);
+        json_gen_fixed(gen, (double)guest_downtime_ns / 1e6, 3);
         json_gen_str(gen, "unpaused_at");
         json_gen_fixed(gen, unpaused_at, 6);
         json_gen_str(gen, "early_attached");
@@ -924,7 +892,7 @@ send_job_free(struct send_job *j)
     free(j);
 }
 
-/* migrate_mem's switch-over: pausing starts the downtime. */
+/* The backend's switch-over: pausing starts the downtime. */
 static int
 pause_source(void *arg)
 {
@@ -940,7 +908,7 @@ pause_source(void *arg)
 }
 
 static void
-on_progress(const struct migrate_mem_progress *p, void *arg)
+on_progress(const struct backend_migrate_progress *p, void *arg)
 {
     struct send_job *j = arg;
     char num[32];
@@ -1135,7 +1103,7 @@ out:
 }
 
 static char *
-result_json(struct send_job *j, const struct migrate_mem_stats *ms,
+result_json(struct send_job *j, const struct backend_migrate_stats *ms,
             int64_t t0, int64_t t_a, int64_t t_b, int64_t t_end,
             int64_t deact_ns, const char *rstats)
 {
@@ -1187,13 +1155,12 @@ send_run(void *arg)
     struct send_job *j = arg;
     struct server *srv = j->srv;
     struct backend_vm_state st;
-    struct migrate_mem_opts mo;
-    struct migrate_mem_stats ms;
+    struct backend_migrate_opts mo;
+    struct backend_migrate_stats ms;
     struct server_vm_view v;
     struct migrate_url u;
     struct migrate_kv ck[5];
     struct exec_op op;
-    struct sim_guest *g;
     char *err = NULL, *rstats = NULL, *res = NULL, *marker = NULL;
     int64_t t0 = now_ns(), t_a = 0, t_b = 0, t_end, deact = 0;
     int vm_fd = -1, mem_fd = -1, rc;
@@ -1212,11 +1179,6 @@ send_run(void *arg)
     if (rc)
         goto fail;
     view = true;
-    g = guest_of(srv, j->vm);
-    if (!g) {
-        rc = xo_err_unimplemented("live migration needs the simulator");
-        goto fail;
-    }
     rc = migrate_url_parse(j->url, &u);
     if (rc)
         goto fail;
@@ -1283,12 +1245,13 @@ send_run(void *arg)
         rc = migrate_handshake_send(vm_fd, NULL);
     if (rc)
         goto fail_remote;
-    fill_mem_opts(srv, &mo, j->compress, j->task);
+    fill_mig_opts(srv, &mo, j->compress, j->task);
     mo.pause = pause_source;
     mo.pause_arg = j;
     mo.progress = on_progress;
     mo.progress_arg = j;
-    rc = migrate_mem_send(g, mem_fd, &mo, &ms);
+    rc = srv->backend->ops->vm_migrate_send(srv->backend, j->vm, mem_fd,
+                                            &mo, &ms);
     t_b = now_ns();
     if (rc)
         goto fail_mem;

@@ -141,6 +141,26 @@ out:
  * persisted table, so the next start tries again.
  */
 static void
+reconcile_domains(struct server *srv)
+{
+    char **vms = NULL;
+    size_t n = 0;
+
+    if (srv->backend->ops->list_domains(srv->backend, &vms, &n)) {
+        LOG(WARN, "reconcile: cannot list the backend's domains");
+        xo_err_clear();
+        return;
+    }
+    /* A domain we hold no records for is not ours to destroy (another
+     * toolstack's, or a record lost by hand): say so and leave it. */
+    for (size_t i = 0; i < n; i++)
+        if (!vmextra_exists(srv->store, vms[i]))
+            LOGVM(WARN, vms[i], "reconcile: a domain without records; "
+                  "left alone");
+    backend_list_free(vms, n);
+}
+
+static void
 server_reconcile(struct server *srv)
 {
     char **ids = NULL, **dps = NULL, **needed = NULL;
@@ -168,6 +188,7 @@ server_reconcile(struct server *srv)
     sm_dp_list_free(dps, n_dps);
     sm_dp_list_free(needed, n_needed);
     vmextra_list_free(ids, n_ids);
+    reconcile_domains(srv);
 }
 
 int
