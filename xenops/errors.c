@@ -241,3 +241,19 @@ xo_err_take_json(int rc)
     err_mirror();
     return json;
 }
+
+void
+xo_err_preserve(int rc, struct xo_err_saved *saved)
+{
+    saved->code = rc;
+    saved->json = xo_err_take_json(rc);
+}
+
+int
+xo_err_restore(struct xo_err_saved *saved)
+{
+    int rc = xo_err_set_json(saved->code, saved->json);
+
+    saved->json = NULL;
+    return rc;
+}

@@ -72,4 +72,23 @@ char *xo_err_take_json(int rc);
 /* Forget the thread's detail. */
 void xo_err_clear(void);
 
+/*
+ * Keep a failure's wire error aside while cleanup steps run (they may set
+ * and clear their own), then make it the thread's error again, as
+ * libvirt's virErrorPreserveLast / virErrorRestore:
+ *
+ *     xo_err_preserve(rc, &saved);
+ *     ...cleanup...
+ *     rc = xo_err_restore(&saved);
+ *
+ * preserve takes the detail (xo_err_take_json(rc)); restore sets it back
+ * and returns the code. Every preserve is matched by one restore.
+ */
+struct xo_err_saved {
+    int code;
+    char *json;
+};
+void xo_err_preserve(int rc, struct xo_err_saved *saved);
+int xo_err_restore(struct xo_err_saved *saved);
+
 #endif

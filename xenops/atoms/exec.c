@@ -201,7 +201,8 @@ struct pgroup {
     int refs;
     int remaining;
     struct exec_op *op;
-    struct pjob jobs[EXEC_CHUNK];
+    size_t n_jobs;
+    struct pjob jobs[];
 };
 
 static void
@@ -214,7 +215,7 @@ pgroup_unref(struct pgroup *g)
     pthread_mutex_unlock(&g->lock);
     if (left)
         return;
-    for (int i = 0; i < EXEC_CHUNK; i++)
+    for (size_t i = 0; i < g->n_jobs; i++)
         free(g->jobs[i].err_json);
     pthread_cond_destroy(&g->done);
     pthread_mutex_destroy(&g->lock);
@@ -264,9 +265,9 @@ pjob_worker(void *arg)
 
 static int
 run_chunk(struct exec_op *op, const struct atom *a, size_t first, size_t m,
-          struct queue_pool *pool)
+          size_t chunk, struct queue_pool *pool)
 {
-    struct pgroup *g = xcalloc(1, sizeof(*g));
+    struct pgroup *g = xcalloc(1, sizeof(*g) + m * sizeof(g->jobs[0]));
     int rc = 0;
 
     pthread_mutex_init(&g->lock, NULL);
@@ -274,6 +275,7 @@ run_chunk(struct exec_op *op, const struct atom *a, size_t first, size_t m,
     g->refs = 1;
     g->remaining = (int)m;
     g->op = op;
+    g->n_jobs = m;
     for (size_t i = 0; i < m; i++) {
         g->jobs[i].grp = g;
         g->jobs[i].a = a->children[first + i];
@@ -283,7 +285,7 @@ run_chunk(struct exec_op *op, const struct atom *a, size_t first, size_t m,
             char *tag = xasprintf("%s:task=%s.atoms=%zu.chunk=%zu.atom=%zu",
                                   atom_kind_name(a->kind),
                                   op->task ? task_id(op->task) : "none",
-                                  a->n_children, first / EXEC_CHUNK, i);
+                                  a->n_children, first / chunk, i);
 
             pthread_mutex_lock(&g->lock);
             g->refs++;
@@ -314,20 +316,38 @@ run_chunk(struct exec_op *op, const struct atom *a, size_t first, size_t m,
     return rc;
 }
 
+static bool
+is_activation(const struct atom *a)
+{
+    return a->kind == ATOM_VBD_ACTIVATE || a->kind == ATOM_VBD_DEACTIVATE;
+}
+
+size_t
+exec_chunk_size(const struct exec_op *op, const struct atom *a)
+{
+    if (!op->activations_at_once || a->kind != ATOM_PARALLEL ||
+        a->n_children <= EXEC_CHUNK)
+        return EXEC_CHUNK;
+    for (size_t i = 0; i < a->n_children; i++)
+        if (!is_activation(a->children[i]))
+            return EXEC_CHUNK;
+    return a->n_children;
+}
+
 static int
 run_parallel(struct exec_op *op, const struct atom *a)
 {
     struct queue_pool *pool = a->kind == ATOM_NESTED_PARALLEL
                                   ? op->env->nested_pool
                                   : op->env->parallel_pool;
+    size_t chunk = exec_chunk_size(op, a);
     int rc = 0;
 
     /* The next chunk is queued only after the previous one finished. */
-    for (size_t first = 0; first < a->n_children && !rc;
-         first += EXEC_CHUNK) {
+    for (size_t first = 0; first < a->n_children && !rc; first += chunk) {
         size_t m = a->n_children - first;
 
-        rc = run_chunk(op, a, first, m > EXEC_CHUNK ? EXEC_CHUNK : m, pool);
+        rc = run_chunk(op, a, first, m > chunk ? chunk : m, chunk, pool);
     }
     return rc;
 }

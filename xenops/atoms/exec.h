@@ -14,6 +14,13 @@
  *   has picked up yet ("caller runs"), so no nesting of Parallel groups
  *   and no pool size, even 1, can deadlock.
  * - Best_effort runs its child, logs a failure and succeeds.
+ * - Policy of an operation (exec_op.activations_at_once, set by live
+ *   migration): a Parallel made only of VBD_activate / VBD_deactivate
+ *   leaves runs as one chunk, every disk at once. The switch-over
+ *   (de)activates a paused VM's disks and the downtime lasts until the
+ *   last one is done: in chunks of ten, 16 disks paid two rounds of
+ *   activation latency. Anything else keeps xenopsd's chunks, which bound
+ *   bursts of SM attach and plug work.
  *
  * Rollback: every attach, activate and domain creation an operation makes
  * is journalled in its exec_op; exec_rollback undoes them in reverse order
@@ -70,6 +77,8 @@ struct exec_op {
     struct task *task;          /* borrowed; may be NULL in unit tests */
     bool legacy;                /* xenopsd-vbd-plug-unplug-legacy, fixed
                                    when the operation was queued */
+    bool activations_at_once;   /* see the policy above; false after
+                                   exec_op_init */
     pthread_mutex_t lock;
     struct exec_undo *journal;  /* newest first */
     int leaves_total;           /* for Pending progress; 0 = unknown */
@@ -80,6 +89,10 @@ void exec_op_init(struct exec_op *op, const struct exec_env *env,
                   struct task *task, bool legacy);
 /* Frees the journal (does not undo). Idempotent. */
 void exec_op_dispose(struct exec_op *op);
+
+/* How many children of the Parallel a run at once under op's policy:
+ * EXEC_CHUNK, or all of them (see above). */
+size_t exec_chunk_size(const struct exec_op *op, const struct atom *a);
 
 /* Run a tree. Returns 0 or the first error, with its wire detail set on
  * the calling thread. */
