@@ -34,6 +34,7 @@
 #include "config.h"
 #include "errors.h"
 #include "json.h"
+#include "migrate.h"
 #include "rpc.h"
 #include "rpc_methods.h"
 #include "server.h"
@@ -60,6 +61,7 @@ struct golden {
     struct server *srv;
     struct rpc_server *rpc;
     struct rpc_methods_ctx mctx;
+    struct migrate *mig;
     struct golden_var vars[MAX_VARS];
     size_t n_vars;
 };
@@ -295,6 +297,7 @@ static void
 golden_server_start(struct golden *g)
 {
     struct rpc_server_config rcfg;
+    struct migrate_deps md;
     uid_t uids[2] = { 0, getuid() };
     char *srs = xasprintf(SR3 ":3.0:1:1," SR1 ":1.0:1:1");
 
@@ -305,10 +308,19 @@ golden_server_start(struct golden *g)
     assert_int_equal(config_set(&g->cfg, "sim-srs", srs, "test"), 0);
     assert_int_equal(config_set(&g->cfg, "sim-memory-cap-mib", "1", "test"),
                      0);
+    assert_int_equal(config_set(&g->cfg, "sockets-path", g->tmpdir, "test"),
+                     0);
     free(srs);
     assert_int_equal(server_new(&g->cfg, NULL, &g->srv), 0);
     /* No shutdown callback: DEBUG.shutdown is answered, nothing stops. */
     g->mctx.srv = g->srv;
+    /* Wired as main does, so VM.migrate checks its arguments. */
+    server_migrate_deps(g->srv, &md);
+    md.methods = rpc_methods_table;
+    md.n_methods = rpc_methods_count;
+    md.methods_ctx = &g->mctx;
+    assert_int_equal(migrate_new(&md, &g->mig), 0);
+    g->mctx.mig = g->mig;
     memset(&rcfg, 0, sizeof(rcfg));
     rcfg.path = g->sock;
     /* The daemon allows root only; the test runs as whoever runs it. */
@@ -796,6 +808,7 @@ golden_teardown(void **state)
     struct golden *g = G;
 
     rpc_server_stop(g->rpc);
+    migrate_free(g->mig);
     server_free(g->srv);
     config_dispose(&g->cfg);
     remove_tree(g->tmpdir);

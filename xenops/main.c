@@ -98,6 +98,8 @@ main(int argc, char **argv)
 {
     struct config cfg;
     struct server *srv = NULL;
+    struct migrate *mig = NULL;
+    struct migrate_deps mdeps;
     struct rpc_server *rpc = NULL;
     struct rpc_server_config rcfg;
     struct rpc_methods_ctx mctx;
@@ -181,6 +183,7 @@ main(int argc, char **argv)
         LOG(ERROR, "cannot start the server");
         goto out;
     }
+    memset(&mctx, 0, sizeof(mctx));
     mctx.srv = srv;
     mctx.shutdown = on_debug_shutdown;
     mctx.shutdown_opaque = NULL;
@@ -199,11 +202,15 @@ main(int argc, char **argv)
         LOG(ERROR, "cannot serve on '%s'", sock);
         goto out;
     }
-    if (migrate_receiver_start(srv, rpc_methods_table, rpc_methods_count,
-                               &mctx)) {
+    server_migrate_deps(srv, &mdeps);
+    mdeps.methods = rpc_methods_table;
+    mdeps.n_methods = rpc_methods_count;
+    mdeps.methods_ctx = &mctx;
+    if (migrate_new(&mdeps, &mig)) {
         LOG(ERROR, "cannot start the migration receiver");
         goto out;
     }
+    mctx.mig = mig;
     LOG(INFO, "xenopsd-c %s ready on '%s' (backend '%s', legacy %s)",
         PACKAGE_VERSION, sock, cfg.backend,
         cfg.vbd_plug_unplug_legacy ? "true" : "false");
@@ -219,8 +226,8 @@ main(int argc, char **argv)
 out:
     if (rpc)
         rpc_server_stop(rpc);
-    if (srv)
-        migrate_receiver_stop(srv);
+    /* Before the server: migrations use its pools and records. */
+    migrate_free(mig);
     server_free(srv);
     free(uids);
     free(sock);

@@ -38,6 +38,11 @@
  * receiver's records of a VM it never unpaused are removed, and the
  * sender's VM gets its own id back (migrate.c, "crash journal").
  *
+ * Dependencies are explicit: main builds a struct migrate from what the
+ * server owns (migrate_deps) and hands it to the method table; migrate
+ * knows the hypervisor only through backend.h and the server only through
+ * the callbacks of migrate_deps.
+ *
  * The task result is a JSON object: downtime_ms (source pause to receiver
  * confirmed unpause), guest_downtime_ms (largest heartbeat gap the guest
  * saw), bytes, rounds, phase_a_ms / phase_b_ms / phase_c_ms, and the VBD
@@ -52,9 +57,57 @@
 
 #include <yajl/yajl_tree.h>
 
-#include "migrate_http.h"
+struct backend;
+struct config;
+struct exec_env;
+struct expand_vm;
+struct queue_pool;
+struct rpc_method;
+struct task_registry;
+struct vmextra_store;
 
-struct server;
+/* What migrate uses and does not own; everything must outlive it. */
+struct migrate_deps {
+    const struct config *cfg;
+    struct vmextra_store *store;
+    struct backend *backend;
+    struct task_registry *tasks;
+    struct queue_pool *pool_default;  /* the VMs' operation queues */
+    struct queue_pool *pool_receive;  /* receives, under the temporary id */
+    /* The executor's services (copied; the migration's Parallel groups
+     * run on migrate's own pool instead of env->parallel_pool). */
+    const struct exec_env *env;
+    const char *instance_id;          /* this daemon's (a cookie) */
+    /* POSTs to /services/xenops on the migration entry points are served
+     * from this table with methods_ctx (the receiver's metadata import). */
+    const struct rpc_method *methods;
+    size_t n_methods;
+    void *methods_ctx;
+    /* The server's side, called with ctx: */
+    void *ctx;
+    /* xenopsd-vbd-plug-unplug-legacy now. */
+    bool (*legacy)(void *ctx);
+    /* The VM's devices as the expansions need them, read now (the SR
+     * drivers decide can_attach_early); 0 or an xo_err (reported). Release
+     * with vm_view_dispose. */
+    int (*vm_view_load)(void *ctx, const char *id, struct expand_vm *vm_r);
+    void (*vm_view_dispose)(void *ctx, struct expand_vm *vm);
+    /* Remember task_id as vm's last migration (VM.migration_stats). */
+    void (*note_migration)(void *ctx, const char *vm, const char *task_id);
+};
+
+struct migrate;
+
+/*
+ * Settle the migrations a crash interrupted (crash journal), then start
+ * the receiver's entry points: always <sockets-path>/xenopsd.forwarded,
+ * and the TCP listener when migration-listen is set (it needs
+ * migration-token-file: XO_EINVAL otherwise). deps is copied.
+ */
+int migrate_new(const struct migrate_deps *deps, struct migrate **m_r);
+/* Stop the entry points, wait for the migrations in flight; NULL is a
+ * no-op. */
+void migrate_free(struct migrate *m);
 
 struct migrate_send_args {
     const char *vm;
@@ -66,20 +119,11 @@ struct migrate_send_args {
     bool localhost;
 };
 
-/* Queue a migration of args->vm; returns the task id. */
-int migrate_queue_send(struct server *srv, const char *dbg,
+/* Queue a migration of args->vm on its queue; *task_id_r (caller frees)
+ * is the task. XO_EINVAL for a bad id or URL, XO_ENOTFOUND for an unknown
+ * VM; nothing is queued then. */
+int migrate_queue_send(struct migrate *m, const char *dbg,
                        const struct migrate_send_args *args,
                        char **task_id_r);
-
-/* The route for migrate_http listeners (ctx = the server). */
-void migrate_route(void *ctx, int fd, const struct migrate_http_req *req);
-
-/* Start the receiver's entry points the config asks for (TCP listener
- * when migration-listen is set; always the forwarded socket). POSTs to
- * /services/xenops are served from table with ctx. */
-struct rpc_method;
-int migrate_receiver_start(struct server *srv, const struct rpc_method *table,
-                           size_t n, void *ctx);
-void migrate_receiver_stop(struct server *srv);
 
 #endif

@@ -23,6 +23,7 @@
 #define RPC_UPDATES_MAX_WAIT_S 60
 
 #define SRV(ctx) (((struct rpc_methods_ctx *)(ctx))->srv)
+#define MIG(ctx) (((struct rpc_methods_ctx *)(ctx))->mig)
 
 /* ---- argument decoding ---- */
 
@@ -616,7 +617,9 @@ m_vm_migrate(void *ctx, const struct rpc_request *req, char **res)
                                     "objects");
     if (pci && YAJL_IS_OBJECT(pci) && pci->u.object.len > 0)
         return xo_err_unimplemented("migration of PCI devices");
-    rc = migrate_queue_send(SRV(ctx), arg_dbg(req), &a, &task);
+    if (!MIG(ctx))
+        return xo_err_internal("live migration is not ready yet");
+    rc = migrate_queue_send(MIG(ctx), arg_dbg(req), &a, &task);
     if (!rc)
         admin_note_migration(SRV(ctx), a.vm, task);
     if (!rc)

@@ -12,11 +12,13 @@
 
 #include "rpc.h"
 
+struct migrate;
 struct server;
 
 /* The ctx handed to every handler. */
 struct rpc_methods_ctx {
     struct server *srv;
+    struct migrate *mig;        /* NULL until live migration is up */
     /* DEBUG.shutdown: asks the daemon to exit (called once). */
     void (*shutdown)(void *opaque);
     void *shutdown_opaque;

@@ -292,7 +292,6 @@ server_free(struct server *srv)
         task_registry_free(srv->tasks);
     if (srv->updates)
         updates_free(srv->updates);
-    migrate_receiver_stop(srv);
     sr_registry_close(srv->srs);
     sm_free(srv->sm);
     if (srv->backend)
@@ -356,6 +355,59 @@ server_set_worker_pool_size(struct server *srv, int n)
     queue_pool_resize(srv->pool_nested, n);
     queue_pool_resize(srv->pool_receive, n);
     return 0;
+}
+
+/* ---- what live migration needs from the server ---- */
+
+static bool
+mig_legacy(void *ctx)
+{
+    return server_legacy(ctx);
+}
+
+static int
+mig_vm_view_load(void *ctx, const char *id, struct expand_vm *vm_r)
+{
+    struct server_vm_view v;
+    int rc = server_vm_view_load(ctx, id, &v);
+
+    if (!rc)
+        *vm_r = v.vm;
+    return rc;
+}
+
+static void
+mig_vm_view_dispose(void *ctx, struct expand_vm *vm)
+{
+    /* The arrays are the view's own (server_vm_view_load). */
+    free((struct expand_vbd *)vm->vbds);
+    free((struct expand_vif *)vm->vifs);
+    memset(vm, 0, sizeof(*vm));
+}
+
+static void
+mig_note_migration(void *ctx, const char *vm, const char *task_id)
+{
+    admin_note_migration(ctx, vm, task_id);
+}
+
+void
+server_migrate_deps(struct server *srv, struct migrate_deps *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->cfg = srv->cfg;
+    d->store = srv->store;
+    d->backend = srv->backend;
+    d->tasks = srv->tasks;
+    d->pool_default = srv->pool_default;
+    d->pool_receive = srv->pool_receive;
+    d->env = &srv->env;
+    d->instance_id = srv->instance_id;
+    d->ctx = srv;
+    d->legacy = mig_legacy;
+    d->vm_view_load = mig_vm_view_load;
+    d->vm_view_dispose = mig_vm_view_dispose;
+    d->note_migration = mig_note_migration;
 }
 
 /* ---- operations ---- */

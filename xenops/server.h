@@ -51,6 +51,12 @@ bool server_legacy(struct server *srv);
 void server_set_legacy(struct server *srv, bool legacy);
 int server_set_worker_pool_size(struct server *srv, int n);
 
+/* What live migration uses of the server (migrate.h): its services and
+ * callbacks for the legacy flag, the VMs' devices and the migration
+ * table. The caller adds the method table. */
+struct migrate_deps;
+void server_migrate_deps(struct server *srv, struct migrate_deps *d);
+
 /* ---- immediate calls ---- */
 int server_vm_add(struct server *srv, yajl_val vm, char **id_r);
 int server_vm_remove(struct server *srv, const char *id);

@@ -31,8 +31,6 @@ struct server {
     char *featureset;
     /* Where HOST.stat reads the CPUs from: /proc/cpuinfo. */
     const char *cpuinfo_path;
-    /* Live migration's receiver state (migrate.c); NULL until started. */
-    struct migrate_state *mig;
     /* SRs registered with this daemon (sm/sr.c). */
     struct sr_registry *srs;
     /* Runtime flags, last migrations (admin.c). */
