@@ -621,7 +621,7 @@ m_vm_migrate(void *ctx, const struct rpc_request *req, char **res)
         return xo_err_internal("live migration is not ready yet");
     rc = migrate_queue_send(MIG(ctx), arg_dbg(req), &a, &task);
     if (!rc)
-        admin_note_migration(SRV(ctx), a.vm, task);
+        admin_note_migration(server_admin(SRV(ctx)), a.vm, task);
     if (!rc)
         *res = json_string(task);
     free(task);
@@ -874,7 +874,7 @@ m_debug_shutdown(void *ctx, const struct rpc_request *req, char **res)
 static int
 m_host_get_features(void *ctx, const struct rpc_request *req, char **res)
 {
-    *res = admin_features_json(SRV(ctx));
+    *res = admin_features_json(server_admin(SRV(ctx)));
     return 0;
 }
 
@@ -898,7 +898,7 @@ m_host_set_feature(void *ctx, const struct rpc_request *req, char **res)
     else
         return xo_err_internal_code(XO_EINVAL, "argument 'value' must be "
                                     "true or false");
-    return admin_set_feature(SRV(ctx), name, value, req->peer_uid, res);
+    return admin_set_feature(server_admin(SRV(ctx)), name, value, req->peer_uid, res);
 }
 
 /* SR.set_attach_early {debug_info, id, value: "auto" | "never"} */
@@ -910,7 +910,7 @@ m_sr_set_attach_early(void *ctx, const struct rpc_request *req, char **res)
 
     if (!rc)
         rc = arg_str(req, "value", &value);
-    return rc ? rc : admin_sr_set_attach_early(SRV(ctx), id, value,
+    return rc ? rc : admin_sr_set_attach_early(server_admin(SRV(ctx)), id, value,
                                                req->peer_uid);
 }
 
@@ -921,7 +921,7 @@ m_vm_migration_stats(void *ctx, const struct rpc_request *req, char **res)
     const char *id;
     int rc = arg_vm(req, "id", &id);
 
-    return rc ? rc : admin_migration_stats(SRV(ctx), id, res);
+    return rc ? rc : admin_migration_stats(server_admin(SRV(ctx)), id, res);
 }
 
 const struct rpc_method rpc_methods_table[] = {

@@ -191,6 +191,18 @@ server_reconcile(struct server *srv)
     reconcile_domains(srv);
 }
 
+static bool
+admin_legacy_get(void *ctx)
+{
+    return server_legacy(ctx);
+}
+
+static void
+admin_legacy_set(void *ctx, bool value)
+{
+    server_set_legacy(ctx, value);
+}
+
 int
 server_new(const struct config *cfg, struct backend *backend,
            struct server **srv_r)
@@ -203,7 +215,6 @@ server_new(const struct config *cfg, struct backend *backend,
     *srv_r = NULL;
     srv->cfg = cfg;
     atomic_store(&srv->legacy, cfg->vbd_plug_unplug_legacy);
-    srv->admin = admin_new();
     make_instance_id(srv->instance_id);
     srv->featureset = server_host_featureset();
     srv->cpuinfo_path = "/proc/cpuinfo";
@@ -254,6 +265,12 @@ server_new(const struct config *cfg, struct backend *backend,
     srv->pool_parallel = queue_pool_new("parallel", n);
     srv->pool_nested = queue_pool_new("nested", n);
     srv->pool_receive = queue_pool_new("receive", n);
+    {
+        struct admin_deps ad = { cfg, srv->srs, srv->tasks, srv,
+                                 admin_legacy_get, admin_legacy_set };
+
+        srv->admin = admin_new(&ad);
+    }
     srv->env.store = srv->store;
     srv->env.backend = srv->backend;
     srv->env.sm = srv->sm;
@@ -306,6 +323,12 @@ struct sm *
 server_sm(struct server *srv)
 {
     return srv->sm;
+}
+
+struct admin *
+server_admin(struct server *srv)
+{
+    return srv->admin;
 }
 
 struct backend *
@@ -388,7 +411,7 @@ mig_vm_view_dispose(void *ctx, struct expand_vm *vm)
 static void
 mig_note_migration(void *ctx, const char *vm, const char *task_id)
 {
-    admin_note_migration(ctx, vm, task_id);
+    admin_note_migration(((struct server *)ctx)->admin, vm, task_id);
 }
 
 void

@@ -29,6 +29,7 @@
 
 #include "atom.h"
 
+struct admin;
 struct backend;
 struct config;
 struct server;
@@ -44,6 +45,8 @@ int server_new(const struct config *cfg, struct backend *backend,
 void server_free(struct server *srv);
 
 struct sm *server_sm(struct server *srv);
+/* Runtime flags and the last migrations (admin.h), owned by the server. */
+struct admin *server_admin(struct server *srv);
 struct backend *server_backend(struct server *srv);
 struct task_registry *server_tasks(struct server *srv);
 struct updates *server_updates(struct server *srv);

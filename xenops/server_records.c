@@ -798,7 +798,7 @@ server_host_stat(struct server *srv, char **json_r)
     yajl_gen_map_close(g);
     /* Extension (issue 6): xapi's Host.t decoder ignores extra members. */
     json_gen_str(g, "xenops_c");
-    ext = admin_host_json(srv);
+    ext = admin_host_json(srv->admin);
     json_gen_raw(g, ext);
     free(ext);
     yajl_gen_map_close(g);
