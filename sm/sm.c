@@ -27,8 +27,8 @@
 
 #include <yajl/yajl_gen.h>
 
-#include "atomicfile.h"
 #include "errors.h"
+#include "files.h"
 #include "ids.h"
 #include "json.h"
 #include "log.h"
@@ -404,7 +404,7 @@ save(struct sm *sm)
     text = json_gen_take(g);
     pthread_mutex_lock(&sm->save_lock);
     if (seq > sm->saved_seq) {
-        rc = atomicfile_write(sm->dir, SM_TABLE_FILE, text, strlen(text));
+        rc = files_write(sm->dir, SM_TABLE_FILE, text, strlen(text));
         if (!rc)
             sm->saved_seq = seq;
     }
@@ -874,10 +874,10 @@ sm_open_table(struct sm *sm, const char *dir, bool persist)
 
     if (!persist)
         return 0;
-    rc = atomicfile_mkdirs(dir);
+    rc = files_mkdirs(dir);
     if (rc)
         return rc;
-    rc = atomicfile_read(dir, SM_TABLE_FILE, SM_TABLE_MAX_BYTES, &text,
+    rc = files_read(dir, SM_TABLE_FILE, SM_TABLE_MAX_BYTES, &text,
                          NULL);
     if (rc == XO_ENOTFOUND) {
         xo_err_clear();

@@ -12,11 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "errors.h"
+#include "files.h"
 #include "log.h"
 #include "migrate.h"
 #include "rpc.h"
@@ -65,32 +65,6 @@ usage(FILE *f)
             "  e.g. --sockets-path /run/xenopsd --loglevel debug.\n"
             "  The only backend built in is the simulator.\n"
             "  --version prints the version.\n");
-}
-
-/* mkdir -p for the sockets dir, mode 0700 for new levels. */
-static int
-make_dirs(const char *path)
-{
-    char *p = xstrdup(path);
-    int rc = 0;
-
-    for (char *s = p + 1; ; s++) {
-        if (*s == '/' || *s == '\0') {
-            char saved = *s;
-
-            *s = '\0';
-            if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-                LOGE(ERROR, "cannot create directory '%s'", p);
-                rc = XO_EIO;
-                break;
-            }
-            *s = saved;
-            if (!saved)
-                break;
-        }
-    }
-    free(p);
-    return rc;
 }
 
 int
@@ -177,7 +151,7 @@ main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (make_dirs(cfg.sockets_path))
+    if (files_mkdirs(cfg.sockets_path))
         goto out;
     if (server_new(&cfg, NULL, &srv)) {
         LOG(ERROR, "cannot start the server");

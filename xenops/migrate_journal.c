@@ -24,10 +24,10 @@
 
 #include <yajl/yajl_tree.h>
 
-#include "atomicfile.h"
 #include "config.h"
 #include "errors.h"
 #include "expand.h"
+#include "files.h"
 #include "ids.h"
 #include "json.h"
 #include "log.h"
@@ -52,8 +52,8 @@ migrate_journal_put(struct migrate *m, const char *name, const char *json)
 {
     char *dir = journal_dir(m);
 
-    if (dir && (atomicfile_mkdirs(dir) ||
-                atomicfile_write(dir, name, json, strlen(json)))) {
+    if (dir && (files_mkdirs(dir) ||
+                files_write(dir, name, json, strlen(json)))) {
         LOG(WARN, "cannot write migration marker '%s'", name);
         xo_err_clear();
     }
@@ -65,7 +65,7 @@ migrate_journal_drop(struct migrate *m, const char *name)
 {
     char *dir = journal_dir(m);
 
-    if (dir && atomicfile_remove(dir, name))
+    if (dir && files_remove(dir, name))
         xo_err_clear();
     free(dir);
 }
@@ -177,7 +177,7 @@ migrate_recover(struct migrate *m)
 
             if (recv != (pass == 0))
                 continue;
-            if (atomicfile_read(dir, names[i], 4096, &text, &len) ||
+            if (files_read(dir, names[i], 4096, &text, &len) ||
                 json_parse(text, len, &mk)) {
                 LOG(WARN, "unreadable migration marker '%s' dropped",
                     names[i]);
