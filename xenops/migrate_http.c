@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -32,6 +33,7 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "http.h"
 #include "json.h"
 #include "log.h"
 #include "migrate_http.h"
@@ -80,78 +82,6 @@ tcp_tune(int fd)
             "connection");
 }
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Wait until fd is ready for events or the deadline passes. */
-static int
-wait_fd(int fd, short events, int64_t deadline)
-{
-    struct pollfd p = { fd, events, 0 };
-
-    for (;;) {
-        int left = deadline < 0 ? -1 : (int)(deadline - now_ms());
-        int r;
-
-        if (deadline >= 0 && left <= 0)
-            return XO_ETIMEDOUT;
-        r = poll(&p, 1, left);
-        if (r > 0)
-            return 0;
-        if (r < 0 && errno != EINTR)
-            return XO_EIO;
-    }
-}
-
-static int
-write_all(int fd, const void *buf, size_t len, int64_t deadline)
-{
-    const char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (wait_fd(fd, POLLOUT, deadline))
-                return XO_ETIMEDOUT;
-            continue;
-        }
-        if (n <= 0)
-            return XO_EIO;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int
-read_exact(int fd, void *buf, size_t len, int64_t deadline)
-{
-    char *p = buf;
-
-    while (len > 0) {
-        ssize_t n;
-        int rc = wait_fd(fd, POLLIN, deadline);
-
-        if (rc)
-            return rc;
-        n = recv(fd, p, len, MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            continue;
-        if (n <= 0)
-            return XO_EIO;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /*
  * Read an HTTP head (through the blank line), one byte at a time: right
  * after it the socket carries raw handshakes and streams, and not one byte
@@ -173,7 +103,7 @@ read_head(int fd, int64_t deadline, char **head_r)
             rc = XO_EINVAL;
             goto out;
         }
-        rc = read_exact(fd, buf + len, 1, deadline);
+        rc = http_recv_exact(fd, buf + len, 1, deadline);
         if (rc)
             goto out;
         len++;
@@ -249,10 +179,32 @@ parse_cookies(struct migrate_http_req *req, const char *s)
     return 0;
 }
 
+/* One header line: cookies, and the framing rules of http.h (the route
+ * that reads a body bounds it: migrate_http_serve_rpc answers 413). */
+static int
+parse_header(struct migrate_http_req *req, char *line,
+             struct http_framing *framing)
+{
+    const char *why = NULL;
+    char *name, *value;
+
+    if (!http_split_header(line, &name, &value))
+        return XO_EINVAL;
+    if (http_framing_header(name, value, (size_t)LLONG_MAX, framing,
+                            &why)) {
+        LOG(WARN, "refused a migration request: %s", why);
+        return XO_EINVAL;
+    }
+    if (strcasecmp(name, "Cookie") == 0 && parse_cookies(req, value))
+        return XO_EINVAL;
+    return 0;
+}
+
 /* Parse "METHOD target HTTP/1.x\r\nHeaders...\r\n\r\n". */
 static int
 parse_head(char *head, struct migrate_http_req *req)
 {
+    struct http_framing framing = { false, 0 };
     char *save = NULL;
     char *line = strtok_r(head, "\r\n", &save);
     char *sp1, *sp2, *q;
@@ -279,19 +231,11 @@ parse_head(char *head, struct migrate_http_req *req)
         return XO_EINVAL;
     req->content_length = -1;
     while ((line = strtok_r(NULL, "\r\n", &save))) {
-        if (strncasecmp(line, "Cookie:", 7) == 0 &&
-            parse_cookies(req, line + 7))
+        if (parse_header(req, line, &framing))
             return XO_EINVAL;
-        if (strncasecmp(line, "Content-Length:", 15) == 0) {
-            char *end;
-            const char *v = line + 15 + strspn(line + 15, " \t");
-
-            errno = 0;
-            req->content_length = strtoll(v, &end, 10);
-            if (errno || end == v || *end || req->content_length < 0)
-                return XO_EINVAL;
-        }
     }
+    if (framing.have_len)
+        req->content_length = (long long)framing.len;
     return 0;
 }
 
@@ -329,7 +273,7 @@ migrate_http_send_status(int fd, int status, const char *reason)
 {
     char *msg = xasprintf("HTTP/1.1 %d %s\r\nContent-Length: 0\r\n"
                           "Connection: close\r\n\r\n", status, reason);
-    int rc = write_all(fd, msg, strlen(msg), now_ms() + HEAD_TIMEOUT_MS);
+    int rc = http_send_all(fd, msg, strlen(msg), http_now_ms() + HEAD_TIMEOUT_MS);
 
     free(msg);
     return rc;
@@ -340,7 +284,7 @@ migrate_http_serve_rpc(int fd, const struct migrate_http_req *req,
                        const struct rpc_method *table, size_t n, void *ctx,
                        size_t max_body)
 {
-    int64_t deadline = now_ms() + HEAD_TIMEOUT_MS;
+    int64_t deadline = http_now_ms() + HEAD_TIMEOUT_MS;
     struct rpc_request rreq;
     const char *method = NULL;
     yajl_val tree = NULL, params = NULL;
@@ -355,7 +299,7 @@ migrate_http_serve_rpc(int fd, const struct migrate_http_req *req,
                                         "Bad Length");
     }
     body = xmalloc((size_t)req->content_length + 1);
-    rc = read_exact(fd, body, (size_t)req->content_length, deadline);
+    rc = http_recv_exact(fd, body, (size_t)req->content_length, deadline);
     if (rc)
         goto out;
     rc = rpc_json_decode_request(body, (size_t)req->content_length, &tree,
@@ -380,9 +324,9 @@ migrate_http_serve_rpc(int fd, const struct migrate_http_req *req,
     head = xasprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
                      strlen(reply));
-    rc = write_all(fd, head, strlen(head), deadline);
+    rc = http_send_all(fd, head, strlen(head), deadline);
     if (!rc)
-        rc = write_all(fd, reply, strlen(reply), deadline);
+        rc = http_send_all(fd, reply, strlen(reply), deadline);
     free(head);
 out:
     yajl_tree_free(tree);
@@ -398,7 +342,7 @@ migrate_http_send_ok(int fd)
 {
     static const char ok[] = "HTTP/1.1 200 OK\r\n\r\n";
 
-    return write_all(fd, ok, sizeof(ok) - 1, now_ms() + HEAD_TIMEOUT_MS);
+    return http_send_all(fd, ok, sizeof(ok) - 1, http_now_ms() + HEAD_TIMEOUT_MS);
 }
 
 /* ---- listeners ---- */
@@ -445,7 +389,7 @@ tcp_conn_main(void *arg)
     char *head = NULL;
     int rc;
 
-    rc = read_head(c->fd, now_ms() + HEAD_TIMEOUT_MS, &head);
+    rc = read_head(c->fd, http_now_ms() + HEAD_TIMEOUT_MS, &head);
     if (!rc)
         rc = parse_head(head, &c->req);
     if (rc) {
@@ -488,7 +432,7 @@ recv_forwarded(int ctl, int *fd_r, char **json_r)
     msg.msg_iovlen = 1;
     msg.msg_control = cbuf;
     msg.msg_controllen = sizeof(cbuf);
-    if (wait_fd(ctl, POLLIN, now_ms() + HEAD_TIMEOUT_MS) ||
+    if (http_wait(ctl, POLLIN, http_now_ms() + HEAD_TIMEOUT_MS) ||
         (n = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC)) <= 0)
         goto bad;
     for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
@@ -499,7 +443,7 @@ recv_forwarded(int ctl, int *fd_r, char **json_r)
     len = (size_t)n;
     /* The JSON may span several reads after the first message. */
     while (len < FORWARD_MSG_MAX) {
-        if (wait_fd(ctl, POLLIN, now_ms() + 200))
+        if (http_wait(ctl, POLLIN, http_now_ms() + 200))
             break;
         n = recv(ctl, buf + len, FORWARD_MSG_MAX - len, MSG_DONTWAIT);
         if (n <= 0)
@@ -890,7 +834,7 @@ int
 migrate_http_connect(const struct migrate_url *u, int timeout_ms, int *fd_r)
 {
     struct addrinfo hints, *ai = NULL;
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = http_now_ms() + timeout_ms;
     int fd = -1, err = 0;
     socklen_t el = sizeof(err);
     int rc = 0;
@@ -908,7 +852,7 @@ migrate_http_connect(const struct migrate_url *u, int timeout_ms, int *fd_r)
                 0);
     if (fd < 0 || (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
                    errno != EINPROGRESS) ||
-        wait_fd(fd, POLLOUT, deadline) ||
+        http_wait(fd, POLLOUT, deadline) ||
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
         LOG(ERROR, "cannot connect to '%s:%s'", u->host, u->port);
         rc = xo_err_internal_code(XO_EIO, "cannot connect to %s:%s",
@@ -945,7 +889,7 @@ migrate_http_put(int fd, const struct migrate_url *u, const char *suffix,
                  const struct migrate_kv *cookies, size_t n_cookies,
                  int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = http_now_ms() + timeout_ms;
     char *req, *head = NULL, *cookie = xstrdup("");
     int rc, status;
 
@@ -959,7 +903,7 @@ migrate_http_put(int fd, const struct migrate_url *u, const char *suffix,
     req = xasprintf("PUT %s%s%s%s HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\n"
                     "Connection: keep-alive\r\n\r\n", u->path, suffix,
                     u->query[0] ? "?" : "", u->query, u->host, cookie);
-    rc = write_all(fd, req, strlen(req), deadline);
+    rc = http_send_all(fd, req, strlen(req), deadline);
     if (rc)
         goto out;
     rc = read_head(fd, deadline, &head);
@@ -988,7 +932,7 @@ migrate_http_rpc(const struct migrate_url *u, const char *method,
                  const char *params_json, int timeout_ms, char **result_r,
                  char **error_r)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = http_now_ms() + timeout_ms;
     char *body = NULL, *req = NULL, *head = NULL;
     char *reply = NULL;
     size_t clen = 0;
@@ -1011,9 +955,9 @@ migrate_http_rpc(const struct migrate_url *u, const char *method,
                     "application/json\r\nContent-Length: %zu\r\n"
                     "Connection: close\r\n\r\n", u->path,
                     u->query[0] ? "?" : "", u->query, u->host, strlen(body));
-    rc = write_all(fd, req, strlen(req), deadline);
+    rc = http_send_all(fd, req, strlen(req), deadline);
     if (!rc)
-        rc = write_all(fd, body, strlen(body), deadline);
+        rc = http_send_all(fd, body, strlen(body), deadline);
     if (!rc)
         rc = read_head(fd, deadline, &head);
     if (rc)
@@ -1025,7 +969,7 @@ migrate_http_rpc(const struct migrate_url *u, const char *method,
         goto io;
     }
     reply = xmalloc(clen + 1);
-    rc = read_exact(fd, reply, clen, deadline);
+    rc = http_recv_exact(fd, reply, clen, deadline);
     if (rc)
         goto io;
     reply[clen] = '\0';
@@ -1062,37 +1006,37 @@ migrate_handshake_send(int fd, const char *error)
 {
     size_t len = error ? strlen(error) : 0;
     unsigned char hdr[2];
-    int64_t deadline = now_ms() + HEAD_TIMEOUT_MS;
+    int64_t deadline = http_now_ms() + HEAD_TIMEOUT_MS;
     int rc;
 
     if (len > 0xffff)
         len = 0xffff;
     hdr[0] = (unsigned char)(len >> 8);
     hdr[1] = (unsigned char)(len & 0xff);
-    rc = write_all(fd, hdr, 2, deadline);
+    rc = http_send_all(fd, (const char *)hdr, 2, deadline);
     if (!rc && len)
-        rc = write_all(fd, error, len, deadline);
+        rc = http_send_all(fd, error, len, deadline);
     return rc;
 }
 
 int
 migrate_handshake_recv(int fd, int timeout_ms, char **error_r)
 {
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : http_now_ms() + timeout_ms;
     unsigned char hdr[2];
     size_t len;
     char *msg;
     int rc;
 
     *error_r = NULL;
-    rc = read_exact(fd, hdr, 2, deadline);
+    rc = http_recv_exact(fd, hdr, 2, deadline);
     if (rc)
         return rc;
     len = ((size_t)hdr[0] << 8) | hdr[1];
     if (len == 0)
         return 0;
     msg = xmalloc(len + 1);
-    rc = read_exact(fd, msg, len, deadline);
+    rc = http_recv_exact(fd, msg, len, deadline);
     if (rc) {
         free(msg);
         return rc;

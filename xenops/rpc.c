@@ -5,7 +5,7 @@
  * Layers, each knowing nothing of the next:
  *
  *   accept thread   accept4, SO_PEERCRED, connection cap (503)
- *   conn thread     http_read_request: one request, bounded in size and time
+ *   conn thread     rpc_read_request: one request, bounded in size and time
  *                   rpc_codec_pick: the body's encoding, by Content-Type or
  *                     first non-blank body byte ('<': XML-RPC, rpc_xml.h;
  *                     otherwise JSON-RPC, rpc_json.h)
@@ -44,6 +44,7 @@
 #include <sys/un.h>
 
 #include "errors.h"
+#include "http.h"
 #include "json.h"
 #include "log.h"
 #include "rpc.h"
@@ -198,70 +199,6 @@ rpc_codec_pick(const char *content_type, const char *body, size_t len)
     return rpc_codecs[n - 1];
 }
 
-/* ---- time and I/O with deadlines ---- */
-
-static int64_t
-rpc_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* deadline < 0 means none. */
-static int64_t
-rpc_deadline(int timeout_ms)
-{
-    return timeout_ms < 0 ? -1 : rpc_now_ms() + timeout_ms;
-}
-
-/* Wait until fd is ready for events: 0, XO_ETIMEDOUT or XO_EIO. */
-static int
-rpc_wait(int fd, short events, int64_t deadline)
-{
-    struct pollfd pfd = { .fd = fd, .events = events };
-    int timeout, r;
-
-    for (;;) {
-        timeout = -1;
-        if (deadline >= 0) {
-            int64_t left = deadline - rpc_now_ms();
-
-            if (left <= 0)
-                return XO_ETIMEDOUT;
-            timeout = left > INT32_MAX ? INT32_MAX : (int)left;
-        }
-        r = poll(&pfd, 1, timeout);
-        if (r > 0)
-            return 0;
-        if (r < 0 && errno != EINTR)
-            return XO_EIO;
-    }
-}
-
-static int
-rpc_send_all(int fd, const char *buf, size_t len, int64_t deadline)
-{
-    ssize_t r;
-    int rc;
-
-    while (len > 0) {
-        rc = rpc_wait(fd, POLLOUT, deadline);
-        if (rc)
-            return rc;
-        r = send(fd, buf, len, MSG_NOSIGNAL);
-        if (r < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            return XO_EIO;
-        }
-        buf += r;
-        len -= (size_t)r;
-    }
-    return 0;
-}
-
 /* A growable receive buffer; bytes past the current request (pipelining)
  * stay in it for the next one. */
 struct rpc_buf {
@@ -286,7 +223,7 @@ rpc_buf_fill(struct rpc_buf *b, int fd, size_t limit, int64_t deadline)
         b->data = xrealloc(b->data, b->cap);
     }
     for (;;) {
-        rc = rpc_wait(fd, POLLIN, deadline);
+        rc = http_wait(fd, POLLIN, deadline);
         if (rc)
             return rc;
         r = recv(fd, b->data + b->len, limit - b->len, 0);
@@ -311,159 +248,6 @@ rpc_buf_consume(struct rpc_buf *b, size_t n)
         b->cap = RPC_HDR_MAX;
         b->data = xrealloc(b->data, b->cap);
     }
-}
-
-/* ---- HTTP framing, shared by server and client ---- */
-
-/* Offset just past the blank line ending the header block, or 0. Bare LF
- * line ends are accepted as RFC 9112 allows. */
-static size_t
-http_header_end(const char *buf, size_t len)
-{
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (buf[i] != '\n')
-            continue;
-        if (buf[i + 1] == '\n')
-            return i + 2;
-        if (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')
-            return i + 3;
-    }
-    return 0;
-}
-
-/* Cut the next line off *p (a NUL-terminated header block), dropping the
- * line end. NULL when no line is left. */
-static char *
-http_next_line(char **p)
-{
-    char *line = *p;
-    char *nl;
-
-    if (!*line)
-        return NULL;
-    nl = strchr(line, '\n');
-    if (nl) {
-        *nl = '\0';
-        *p = nl + 1;
-    } else {
-        *p = line + strlen(line);
-    }
-    if (nl && nl > line && nl[-1] == '\r')
-        nl[-1] = '\0';
-    return line;
-}
-
-static char *
-http_trim(char *s)
-{
-    char *e;
-
-    while (*s == ' ' || *s == '\t')
-        s++;
-    e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-        *--e = '\0';
-    return s;
-}
-
-/* Split "Name: value"; fails on an empty name, whitespace in the name or
- * an obsolete folded line. */
-static bool
-http_split_header(char *line, char **name_r, char **value_r)
-{
-    char *colon = strchr(line, ':');
-
-    if (!colon || colon == line)
-        return false;
-    for (char *c = line; c < colon; c++) {
-        if (*c <= ' ' || *c == 0x7f)
-            return false;
-    }
-    *colon = '\0';
-    *name_r = line;
-    *value_r = http_trim(colon + 1);
-    return true;
-}
-
-/* A plain decimal; *too_big_r when it exceeds max. */
-static bool
-http_parse_length(const char *s, size_t max, size_t *len_r, bool *too_big_r)
-{
-    size_t n = 0;
-    size_t d;
-
-    *too_big_r = false;
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-        d = (size_t)(*s - '0');
-        if (*too_big_r || n > (SIZE_MAX - d) / 10) {
-            *too_big_r = true;
-            continue;
-        }
-        n = n * 10 + d;
-        if (n > max)
-            *too_big_r = true;
-    }
-    *len_r = n;
-    return true;
-}
-
-/* Whether a comma-separated header value holds token (case-insensitive). */
-static bool
-http_has_token(const char *value, const char *token)
-{
-    size_t n = strlen(token);
-
-    for (const char *p = value; *p;) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (strncasecmp(p, token, n) == 0 &&
-            (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
-            return true;
-        while (*p && *p != ',')
-            p++;
-    }
-    return false;
-}
-
-static const char *
-http_reason(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    }
-    return "Error";
-}
-
-static int
-http_write_response(int fd, int status, const char *content_type,
-                    const char *body, bool close, int64_t deadline)
-{
-    size_t len = body ? strlen(body) : 0;
-    char head[256];
-    int n, rc;
-
-    n = snprintf(head, sizeof(head),
-                 "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\n%s\r\n",
-                 status, http_reason(status),
-                 content_type ? "Content-Type: " : "",
-                 content_type ? content_type : "", content_type ? "\r\n" : "",
-                 len, close ? "Connection: close\r\n" : "");
-    rc = rpc_send_all(fd, head, (size_t)n, deadline);
-    if (rc == 0 && len > 0)
-        rc = rpc_send_all(fd, body, len, deadline);
-    return rc;
 }
 
 /* ---- server ---- */
@@ -513,8 +297,8 @@ struct rpc_conn {
     struct rpc_buf buf;
 };
 
-/* What http_read_request understood of one request. */
-struct http_request {
+/* What rpc_read_request understood of one request. */
+struct rpc_http_req {
     int status;             /* 200 = dispatch; 0 = close quietly; else error */
     const char *why;        /* reason for a non-200 status, for the log */
     bool keep_alive;
@@ -526,7 +310,7 @@ struct http_request {
 
 /* Request line: METHOD SP target SP HTTP/1.x. */
 static void
-http_parse_request_line(char *line, struct http_request *req)
+rpc_parse_request_line(char *line, struct rpc_http_req *req)
 {
     char *target = strchr(line, ' ');
     char *version = target ? strchr(target + 1, ' ') : NULL;
@@ -557,31 +341,20 @@ http_parse_request_line(char *line, struct http_request *req)
 
 /* One header line into req; sets req->status on a refusal. */
 static void
-http_parse_header(struct rpc_server *srv, char *line,
-                  struct http_request *req, bool *have_len)
+rpc_parse_header(struct rpc_server *srv, char *line,
+                 struct rpc_http_req *req, struct http_framing *framing)
 {
+    const char *why = NULL;
     char *name, *value;
-    size_t n;
-    bool too_big;
+    int status;
 
     if (!http_split_header(line, &name, &value)) {
         req->status = 400;
         req->why = "malformed header line";
-    } else if (strcasecmp(name, "Content-Length") == 0) {
-        if (!http_parse_length(value, srv->max_body, &n, &too_big) ||
-            (*have_len && !too_big && n != req->body_len)) {
-            req->status = 400;
-            req->why = "invalid Content-Length";
-        } else if (too_big) {
-            req->status = 413;
-            req->why = "body larger than the limit";
-        } else {
-            req->body_len = n;
-            *have_len = true;
-        }
-    } else if (strcasecmp(name, "Transfer-Encoding") == 0) {
-        req->status = 411;
-        req->why = "Transfer-Encoding is not supported";
+    } else if ((status = http_framing_header(name, value, srv->max_body,
+                                             framing, &why))) {
+        req->status = status;
+        req->why = why;
     } else if (strcasecmp(name, "Connection") == 0) {
         if (http_has_token(value, "close"))
             req->keep_alive = false;
@@ -595,13 +368,13 @@ http_parse_header(struct rpc_server *srv, char *line,
 }
 
 static void
-http_parse_head(struct rpc_server *srv, const char *head, size_t len,
-                struct http_request *req)
+rpc_parse_head(struct rpc_server *srv, const char *head, size_t len,
+               struct rpc_http_req *req)
 {
     char *copy = xstrndup(head, len);
     char *p = copy;
+    struct http_framing framing = { false, 0 };
     char *line;
-    bool have_len = false;
 
     if (memchr(head, '\0', len)) {
         req->status = 400;
@@ -609,10 +382,11 @@ http_parse_head(struct rpc_server *srv, const char *head, size_t len,
         goto out;
     }
     line = http_next_line(&p);
-    http_parse_request_line(line ? line : p, req);
+    rpc_parse_request_line(line ? line : p, req);
     while (req->status == 200 && (line = http_next_line(&p)) && *line)
-        http_parse_header(srv, line, req, &have_len);
-    if (req->status == 200 && !have_len) {
+        rpc_parse_header(srv, line, req, &framing);
+    req->body_len = framing.len;
+    if (req->status == 200 && !framing.have_len) {
         req->status = 411;
         req->why = "Content-Length is required";
     }
@@ -626,7 +400,7 @@ out:
  * whole request must arrive within the I/O limit.
  */
 static void
-http_read_request(struct rpc_conn *c, struct http_request *req)
+rpc_read_request(struct rpc_conn *c, struct rpc_http_req *req)
 {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     struct rpc_server *srv = c->srv;
@@ -642,13 +416,13 @@ http_read_request(struct rpc_conn *c, struct http_request *req)
     rpc_buf_consume(&c->buf, skip);
     if (c->buf.len == 0) {
         r = rpc_buf_fill(&c->buf, c->fd, RPC_HDR_MAX,
-                         rpc_deadline(srv->idle_timeout_ms));
+                         http_deadline(srv->idle_timeout_ms));
         if (r <= 0) {
             req->why = r == XO_ETIMEDOUT ? "idle" : "closed by peer";
             return;
         }
     }
-    deadline = rpc_deadline(srv->io_timeout_ms);
+    deadline = http_deadline(srv->io_timeout_ms);
     while (!(req->head_len = http_header_end(c->buf.data, c->buf.len))) {
         if (c->buf.len >= RPC_HDR_MAX) {
             req->status = 431;
@@ -659,12 +433,12 @@ http_read_request(struct rpc_conn *c, struct http_request *req)
         if (r <= 0)
             goto short_read;
     }
-    http_parse_head(srv, c->buf.data, req->head_len, req);
+    rpc_parse_head(srv, c->buf.data, req->head_len, req);
     if (req->status != 200)
         return;
     /* curl waits a second for this before sending a larger body. */
     if (req->expect_continue && c->buf.len < req->head_len + req->body_len &&
-        rpc_send_all(c->fd, cont, sizeof(cont) - 1, deadline)) {
+        http_send_all(c->fd, cont, sizeof(cont) - 1, deadline)) {
         req->status = 0;
         req->why = "cannot send 100 Continue";
         return;
@@ -772,7 +546,7 @@ out:
 
 /* Answer a framing failure with an error body, as the codec would word it. */
 static void
-rpc_send_http_error(struct rpc_conn *c, const struct http_request *req)
+rpc_send_http_error(struct rpc_conn *c, const struct rpc_http_req *req)
 {
     const struct rpc_codec *codec = rpc_codec_pick(req->content_type, NULL,
                                                    0);
@@ -784,14 +558,14 @@ rpc_send_http_error(struct rpc_conn *c, const struct http_request *req)
         (unsigned)c->uid, req->status, req->why);
     if (req->status == 404) {
         http_write_response(c->fd, 404, NULL, NULL, true,
-                            rpc_deadline(c->srv->io_timeout_ms));
+                            http_deadline(c->srv->io_timeout_ms));
         return;
     }
     rc = xo_err_internal_code(XO_EINVAL, "%s", req->why);
     err = xo_err_take_json(rc);
     body = codec->encode_reply(NULL, err);
     http_write_response(c->fd, req->status, codec->content_type, body, true,
-                        rpc_deadline(c->srv->io_timeout_ms));
+                        http_deadline(c->srv->io_timeout_ms));
     free(body);
     free(err);
 }
@@ -799,14 +573,14 @@ rpc_send_http_error(struct rpc_conn *c, const struct http_request *req)
 static void
 rpc_conn_serve(struct rpc_conn *c)
 {
-    struct http_request req;
+    struct rpc_http_req req;
     const struct rpc_codec *codec;
     const char *body;
     char *reply;
     bool keep;
 
     for (;;) {
-        http_read_request(c, &req);
+        rpc_read_request(c, &req);
         if (req.status == 0) {
             if (c->buf.len > 0)
                 LOG(WARN, "refused request from pid %d uid %u: %s",
@@ -822,7 +596,7 @@ rpc_conn_serve(struct rpc_conn *c)
         reply = rpc_dispatch(c, codec, body, req.body_len);
         keep = req.keep_alive && !atomic_load(&c->srv->stopping);
         if (http_write_response(c->fd, 200, codec->content_type, reply,
-                                !keep, rpc_deadline(c->srv->io_timeout_ms)))
+                                !keep, http_deadline(c->srv->io_timeout_ms)))
             keep = false;
         free(reply);
         if (!keep)
@@ -1239,7 +1013,7 @@ static int
 rpc_client_connect(const char *path, int64_t deadline, int *fd_r)
 {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    int64_t limit = rpc_now_ms() + RPC_CLIENT_CONNECT_MAX_MS;
+    int64_t limit = http_now_ms() + RPC_CLIENT_CONNECT_MAX_MS;
     int fd = -1;
     int rc;
 
@@ -1259,7 +1033,7 @@ rpc_client_connect(const char *path, int64_t deadline, int *fd_r)
     /* A full backlog answers EAGAIN on a non-blocking Unix socket: retry
      * briefly until the deadline rather than fail a busy server's client. */
     while (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-        if ((errno != EAGAIN && errno != EINTR) || rpc_now_ms() >= limit) {
+        if ((errno != EAGAIN && errno != EINTR) || http_now_ms() >= limit) {
             rc = rpc_client_fail(path, "cannot connect: %s",
                                  strerror(errno));
             goto out;
@@ -1339,9 +1113,9 @@ rpc_client_exchange(const char *path, int fd, const char *content_type,
                      "Content-Type: %s\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
                      content_type, strlen(body));
-    rc = rpc_send_all(fd, head, strlen(head), deadline);
+    rc = http_send_all(fd, head, strlen(head), deadline);
     if (rc == 0)
-        rc = rpc_send_all(fd, body, strlen(body), deadline);
+        rc = http_send_all(fd, body, strlen(body), deadline);
     if (rc) {
         rc = rpc_client_fail(path, "cannot send the request: %s",
                              xo_strerror(rc));
@@ -1391,7 +1165,7 @@ rpc_call_codec(const struct rpc_codec *codec, const char *path,
 
     *result_r = NULL;
     *error_r = NULL;
-    deadline = rpc_deadline(timeout_ms == 0 ? RPC_CLIENT_DEFAULT_TIMEOUT_MS
+    deadline = http_deadline(timeout_ms == 0 ? RPC_CLIENT_DEFAULT_TIMEOUT_MS
                                             : timeout_ms);
     if (params_json) {
         rc = json_parse(params_json, strlen(params_json), &params);
