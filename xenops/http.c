@@ -285,3 +285,59 @@ http_framing_header(const char *name, const char *value, size_t max_body,
     f->have_len = true;
     return 0;
 }
+
+/* "HTTP/1.x NNN[ reason]" */
+static bool
+parse_status_line(const char *line, int *status_r)
+{
+    int status = 0;
+
+    if (strncmp(line, "HTTP/1.", 7) != 0 || (line[7] != '0' &&
+                                             line[7] != '1') ||
+        line[8] != ' ')
+        return false;
+    for (int i = 9; i < 12; i++) {
+        if (line[i] < '0' || line[i] > '9')
+            return false;
+        status = status * 10 + (line[i] - '0');
+    }
+    if (line[12] != ' ' && line[12] != '\0')
+        return false;
+    *status_r = status;
+    return true;
+}
+
+int
+http_parse_response_head(const char *head, size_t len, size_t max_body,
+                         int *status_r, size_t *body_len_r, bool *has_len_r)
+{
+    struct http_framing f = { false, 0 };
+    char *copy = xstrndup(head, len);
+    char *p = copy, *line, *name, *value;
+    const char *why = NULL;
+    int rc = XO_EINVAL;
+
+    line = http_next_line(&p);
+    if (memchr(head, '\0', len) || !line ||
+        !parse_status_line(line, status_r))
+        goto out;
+    while ((line = http_next_line(&p)) && *line) {
+        if (!http_split_header(line, &name, &value) ||
+            http_framing_header(name, value, max_body, &f, &why))
+            goto out;
+    }
+    *body_len_r = f.len;
+    *has_len_r = f.have_len;
+    rc = 0;
+out:
+    free(copy);
+    return rc;
+}
+
+char *
+http_request_head(const char *method, const char *target, const char *host,
+                  const char *extra_headers)
+{
+    return xasprintf("%s %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", method,
+                     target, host, extra_headers ? extra_headers : "");
+}

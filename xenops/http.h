@@ -65,6 +65,22 @@ int http_framing_header(const char *name, const char *value,
                         size_t max_body, struct http_framing *f,
                         const char **why_r);
 
+/*
+ * A response's head (len bytes, through the blank line): *status_r from
+ * a "HTTP/1.x NNN ..." status line, and the body length by the framing
+ * rules above (max_body bounds it; *has_len_r false when the head gives
+ * none). XO_EINVAL for a malformed or refused head, which the caller
+ * reports.
+ */
+int http_parse_response_head(const char *head, size_t len, size_t max_body,
+                             int *status_r, size_t *body_len_r,
+                             bool *has_len_r);
+/* The head of a request (caller frees): "<method> <target> HTTP/1.1",
+ * Host, then extra_headers (complete "Name: value\r\n" lines, may be
+ * NULL), and the blank line. */
+char *http_request_head(const char *method, const char *target,
+                        const char *host, const char *extra_headers);
+
 const char *http_reason(int status);
 /* A response with an optional body (and Content-Type), and
  * "Connection: close" when close. */

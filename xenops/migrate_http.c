@@ -273,7 +273,8 @@ migrate_http_send_status(int fd, int status, const char *reason)
 {
     char *msg = xasprintf("HTTP/1.1 %d %s\r\nContent-Length: 0\r\n"
                           "Connection: close\r\n\r\n", status, reason);
-    int rc = http_send_all(fd, msg, strlen(msg), http_now_ms() + HEAD_TIMEOUT_MS);
+    int rc = http_send_all(fd, msg, strlen(msg),
+                           http_deadline(HEAD_TIMEOUT_MS));
 
     free(msg);
     return rc;
@@ -342,7 +343,8 @@ migrate_http_send_ok(int fd)
 {
     static const char ok[] = "HTTP/1.1 200 OK\r\n\r\n";
 
-    return http_send_all(fd, ok, sizeof(ok) - 1, http_now_ms() + HEAD_TIMEOUT_MS);
+    return http_send_all(fd, ok, sizeof(ok) - 1,
+                         http_deadline(HEAD_TIMEOUT_MS));
 }
 
 /* ---- listeners ---- */
@@ -873,13 +875,16 @@ out:
 }
 
 /* "HTTP/1.1 200 ..." -> 200 */
+/* The status of a response head read by read_head, with its body length
+ * (*has_len false if none). -1 when the head is malformed or refused. */
 static int
-head_status(const char *head)
+head_status(const char *head, size_t max_body, size_t *len_r,
+            bool *has_len_r)
 {
-    int status = 0;
+    int status;
 
-    if (strncmp(head, "HTTP/1.", 7) != 0 ||
-        sscanf(head + 8, " %3d", &status) != 1)
+    if (http_parse_response_head(head, strlen(head), max_body, &status,
+                                 len_r, has_len_r))
         return -1;
     return status;
 }
@@ -890,7 +895,9 @@ migrate_http_put(int fd, const struct migrate_url *u, const char *suffix,
                  int timeout_ms)
 {
     int64_t deadline = http_now_ms() + timeout_ms;
-    char *req, *head = NULL, *cookie = xstrdup("");
+    char *req, *head = NULL, *cookie = xstrdup(""), *target, *hdrs;
+    size_t len;
+    bool has_len;
     int rc, status;
 
     for (size_t i = 0; i < n_cookies; i++) {
@@ -900,16 +907,17 @@ migrate_http_put(int fd, const struct migrate_url *u, const char *suffix,
         free(cookie);
         cookie = next;
     }
-    req = xasprintf("PUT %s%s%s%s HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\n"
-                    "Connection: keep-alive\r\n\r\n", u->path, suffix,
-                    u->query[0] ? "?" : "", u->query, u->host, cookie);
+    target = xasprintf("%s%s%s%s", u->path, suffix, u->query[0] ? "?" : "",
+                       u->query);
+    hdrs = xasprintf("Cookie: %s\r\nConnection: keep-alive\r\n", cookie);
+    req = http_request_head("PUT", target, u->host, hdrs);
     rc = http_send_all(fd, req, strlen(req), deadline);
     if (rc)
         goto out;
     rc = read_head(fd, deadline, &head);
     if (rc)
         goto out;
-    status = head_status(head);
+    status = head_status(head, SIZE_MAX, &len, &has_len);
     if (status != 200) {
         LOG(ERROR, "receiver answered %d to PUT '%s%s'", status, u->path,
             suffix);
@@ -924,6 +932,8 @@ out:
     free(req);
     free(head);
     free(cookie);
+    free(target);
+    free(hdrs);
     return rc;
 }
 
@@ -934,9 +944,9 @@ migrate_http_rpc(const struct migrate_url *u, const char *method,
 {
     int64_t deadline = http_now_ms() + timeout_ms;
     char *body = NULL, *req = NULL, *head = NULL;
-    char *reply = NULL;
+    char *reply = NULL, *target = NULL, *hdrs = NULL;
     size_t clen = 0;
-    const char *cl;
+    bool has_len = false;
     yajl_val t = NULL, res, err;
     int fd = -1, rc;
 
@@ -951,10 +961,11 @@ migrate_http_rpc(const struct migrate_url *u, const char *method,
     rc = migrate_http_connect(u, timeout_ms, &fd);
     if (rc)
         goto out;
-    req = xasprintf("POST %s%s%s HTTP/1.1\r\nHost: %s\r\nContent-Type: "
-                    "application/json\r\nContent-Length: %zu\r\n"
-                    "Connection: close\r\n\r\n", u->path,
-                    u->query[0] ? "?" : "", u->query, u->host, strlen(body));
+    target = xasprintf("%s%s%s", u->path, u->query[0] ? "?" : "",
+                       u->query);
+    hdrs = xasprintf("Content-Type: application/json\r\nContent-Length: "
+                     "%zu\r\nConnection: close\r\n", strlen(body));
+    req = http_request_head("POST", target, u->host, hdrs);
     rc = http_send_all(fd, req, strlen(req), deadline);
     if (!rc)
         rc = http_send_all(fd, body, strlen(body), deadline);
@@ -962,9 +973,8 @@ migrate_http_rpc(const struct migrate_url *u, const char *method,
         rc = read_head(fd, deadline, &head);
     if (rc)
         goto io;
-    cl = strcasestr(head, "\r\nContent-Length:");
-    if (head_status(head) != 200 || !cl ||
-        sscanf(cl + 17, " %zu", &clen) != 1 || clen > RPC_REPLY_MAX) {
+    if (head_status(head, RPC_REPLY_MAX, &clen, &has_len) != 200 ||
+        !has_len) {
         rc = XO_EIO;
         goto io;
     }
@@ -996,6 +1006,8 @@ out:
     free(req);
     free(head);
     free(reply);
+    free(target);
+    free(hdrs);
     return rc;
 }
 

@@ -1054,40 +1054,17 @@ static int
 rpc_client_parse_head(const char *path, const char *head, size_t len,
                       size_t *body_len_r)
 {
-    char *copy = xstrndup(head, len);
-    char *p = copy;
-    char *line, *name, *value;
-    bool have_len = false;
-    bool too_big;
-    int rc;
+    bool has_len = false;
+    int status = 0;
 
-    line = http_next_line(&p);
-    if (!line || strncmp(line, "HTTP/1.", 7) != 0 ||
-        strncmp(line + 8, " 200", 4) != 0 ||
-        (line[12] != ' ' && line[12] != '\0')) {
-        rc = rpc_client_fail(path, "server answered '%.64s'",
-                             line ? line : "");
-        goto out;
-    }
-    while ((line = http_next_line(&p)) && *line) {
-        if (!http_split_header(line, &name, &value) ||
-            strcasecmp(name, "Content-Length") != 0)
-            continue;
-        if (!http_parse_length(value, RPC_CLIENT_MAX_REPLY, body_len_r,
-                               &too_big) || too_big) {
-            rc = rpc_client_fail(path, "bad reply Content-Length");
-            goto out;
-        }
-        have_len = true;
-    }
-    if (!have_len) {
-        rc = rpc_client_fail(path, "reply lacks a Content-Length");
-        goto out;
-    }
-    rc = 0;
-out:
-    free(copy);
-    return rc;
+    if (http_parse_response_head(head, len, RPC_CLIENT_MAX_REPLY, &status,
+                                 body_len_r, &has_len))
+        return rpc_client_fail(path, "malformed reply head '%.64s'", head);
+    if (status != 200)
+        return rpc_client_fail(path, "server answered %d", status);
+    if (!has_len)
+        return rpc_client_fail(path, "reply lacks a Content-Length");
+    return 0;
 }
 
 static int
@@ -1104,15 +1081,14 @@ rpc_client_exchange(const char *path, int fd, const char *content_type,
                     const char *body, int64_t deadline, struct rpc_buf *resp,
                     size_t *head_len_r, size_t *body_len_r)
 {
-    char *head = NULL;
+    char *head = NULL, *hdrs = NULL;
     size_t head_len;
     ssize_t r;
     int rc;
 
-    head = xasprintf("POST / HTTP/1.1\r\nHost: localhost\r\n"
-                     "Content-Type: %s\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                     content_type, strlen(body));
+    hdrs = xasprintf("Content-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n", content_type, strlen(body));
+    head = http_request_head("POST", "/", "localhost", hdrs);
     rc = http_send_all(fd, head, strlen(head), deadline);
     if (rc == 0)
         rc = http_send_all(fd, body, strlen(body), deadline);
@@ -1144,6 +1120,7 @@ rpc_client_exchange(const char *path, int fd, const char *content_type,
     }
     *head_len_r = head_len;
 out:
+    free(hdrs);
     free(head);
     return rc;
 }
