@@ -38,6 +38,7 @@
 #include "rpc.h"
 #include "rpc_methods.h"
 #include "server.h"
+#include "testutil.h"
 #include "xalloc.h"
 #include "xmlrpc.h"
 
@@ -481,14 +482,6 @@ exchange(struct golden *g, const char *body, bool xml)
 }
 
 static void
-sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-    nanosleep(&ts, NULL);
-}
-
-static void
 test_rpc_golden_case(void **state)
 {
     const struct golden_case *c = *state;
@@ -528,7 +521,7 @@ test_rpc_golden_case(void **state)
 
             if (!tag || strcmp(tag, "Pending") != 0)
                 break;
-            sleep_ms(10);
+            testutil_sleep_ms(10);
             yajl_tree_free(actual);
             actual = exchange(g, body, c->xml);
         }

@@ -26,6 +26,7 @@
 #include "json.h"
 #include "log.h"
 #include "sim_guest.h"
+#include "testutil.h"
 #include "xalloc.h"
 #include "xstree.h"
 
@@ -37,23 +38,11 @@
 /* Deadlock guard for waits on the guest thread; never a timing check. */
 #define WAIT_LIMIT_MS 20000
 
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* Wait until the guest has ticked at least target times. */
 static void
 wait_heartbeat(struct sim_guest *g, uint64_t target)
 {
-    for (int i = 0; i < WAIT_LIMIT_MS && sim_guest_heartbeat(g) < target;
-         i++)
-        sleep_ms(1);
-    assert_true(sim_guest_heartbeat(g) >= target);
+    assert_true(testutil_wait_heartbeat(g, target, WAIT_LIMIT_MS));
 }
 
 static char *
@@ -397,7 +386,7 @@ test_sim_guest_heartbeat_runs_and_pauses(void **state)
     assert_true(sim_guest_last_tick_ns(g) > 0);
     sim_guest_pause(g);
     hb = sim_guest_heartbeat(g);
-    sleep_ms(30);
+    testutil_sleep_ms(30);
     assert_int_equal(sim_guest_heartbeat(g), hb);
     sim_guest_unpause(g);
     wait_heartbeat(g, hb + 1);
@@ -417,7 +406,7 @@ test_sim_guest_gap_covers_pause(void **state)
     sim_guest_reset_max_gap(g);
     assert_int_equal(sim_guest_max_gap_ns(g), 0);
     hb = sim_guest_heartbeat(g);
-    sleep_ms(50);
+    testutil_sleep_ms(50);
     sim_guest_unpause(g);
     wait_heartbeat(g, hb + 1);
     /* The guest saw at least the time it was paused. */
@@ -436,7 +425,7 @@ test_sim_guest_pause_stops_memory_writes(void **state)
     wait_heartbeat(g, 2);
     sim_guest_pause(g);
     sum = sim_guest_checksum(g);
-    sleep_ms(20);
+    testutil_sleep_ms(20);
     assert_true(sim_guest_checksum(g) == sum);
     sim_guest_free(g);
 }

@@ -37,6 +37,7 @@
 #include "json.h"
 #include "log.h"
 #include "updates.h"
+#include "updates_priv.h"
 #include "xalloc.h"
 
 #define UPDATES_MAX_TOMBSTONES 100000
@@ -86,6 +87,7 @@ struct updates {
     size_t n_tombstones;
     struct barrier *barriers;  /* injection order */
     size_t n_barriers;
+    int waiters;               /* blocked in updates_get (tests) */
 };
 
 static const char *const kind_names[] = {
@@ -524,13 +526,26 @@ updates_get(struct updates *u, int64_t from, double timeout_s,
             res = gen_empty(from);
             break;
         }
+        u->waiters++;
         if (forever)
             pthread_cond_wait(&u->cond, &u->lock);
         else
             r = pthread_cond_timedwait(&u->cond, &u->lock, &deadline);
+        u->waiters--;
     }
     pthread_mutex_unlock(&u->lock);
     return res;
+}
+
+int
+updates_waiters(struct updates *u)
+{
+    int n;
+
+    pthread_mutex_lock(&u->lock);
+    n = u->waiters;
+    pthread_mutex_unlock(&u->lock);
+    return n;
 }
 
 int64_t

@@ -15,15 +15,16 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
-#include "daemon_helper.h"
+#include "testutil.h"
 #include "errors.h"
 #include "json.h"
 #include "log.h"
 #include "rpc.h"
+#include "sim_guest.h"
 #include "xalloc.h"
 
 int64_t
-daemon_helper_now_ms(void)
+testutil_now_ms(void)
 {
     struct timespec ts;
 
@@ -32,15 +33,29 @@ daemon_helper_now_ms(void)
 }
 
 void
-daemon_helper_sleep_ms(int ms)
+testutil_sleep_ms(long ms)
 {
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
-    nanosleep(&ts, NULL);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+bool
+testutil_wait_heartbeat(struct sim_guest *g, uint64_t target, int limit_ms)
+{
+    int64_t end = testutil_now_ms() + limit_ms;
+
+    while (sim_guest_heartbeat(g) < target) {
+        if (testutil_now_ms() >= end)
+            return false;
+        testutil_sleep_ms(1);
+    }
+    return true;
 }
 
 static int
-daemon_helper_rm_one(const char *path, const struct stat *st, int flag,
+testutil_daemon_rm_one(const char *path, const struct stat *st, int flag,
                      struct FTW *ftw)
 {
     (void)st;
@@ -51,7 +66,7 @@ daemon_helper_rm_one(const char *path, const struct stat *st, int flag,
 }
 
 static bool
-daemon_helper_can_connect(const char *path)
+testutil_daemon_can_connect(const char *path)
 {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -68,7 +83,7 @@ daemon_helper_can_connect(const char *path)
 /* Whether the daemon has exited, without reaping it (WNOWAIT), so that
  * waiting for readiness changes nothing a concurrent cleanup relies on. */
 static bool
-daemon_helper_exited(const struct daemon_helper *d)
+testutil_daemon_exited(const struct testutil_daemon *d)
 {
     siginfo_t info = { .si_pid = 0 };
 
@@ -81,7 +96,7 @@ daemon_helper_exited(const struct daemon_helper *d)
 
 /* Copy the daemon's log, if it has one, to our stderr. */
 static void
-daemon_helper_show_log(const struct daemon_helper *d)
+testutil_daemon_show_log(const struct testutil_daemon *d)
 {
     FILE *f;
 
@@ -95,7 +110,7 @@ daemon_helper_show_log(const struct daemon_helper *d)
 
 /* The child: never returns. */
 static void
-daemon_helper_exec(const struct daemon_helper *d, pid_t parent,
+testutil_daemon_exec(const struct testutil_daemon *d, pid_t parent,
                    const char *bin, const char **argv)
 {
     sigset_t none;
@@ -115,8 +130,8 @@ daemon_helper_exec(const struct daemon_helper *d, pid_t parent,
 }
 
 int
-daemon_helper_start(struct daemon_helper *d,
-                    const struct daemon_helper_opts *o)
+testutil_daemon_start(struct testutil_daemon *d,
+                    const struct testutil_daemon_opts *o)
 {
     const char *top = getenv("top_builddir");
     const char *parent_dir = o->parent_dir ? o->parent_dir : "/tmp";
@@ -172,7 +187,7 @@ daemon_helper_start(struct daemon_helper *d,
     argv[n++] = "--database-path";
     argv[n++] = d->db;
     argv[n++] = "--sim-srs";
-    argv[n++] = DAEMON_HELPER_SR ":5.0:5:1";
+    argv[n++] = TESTUTIL_SR ":5.0:5:1";
     argv[n++] = "--sim-memory-cap-mib";
     argv[n++] = "1";
     argv[n++] = "--xenopsd-vbd-plug-unplug-legacy";
@@ -190,7 +205,7 @@ daemon_helper_start(struct daemon_helper *d,
 
     d->pid = fork();
     if (d->pid == 0)
-        daemon_helper_exec(d, parent, bin, argv);
+        testutil_daemon_exec(d, parent, bin, argv);
     if (d->pid < 0) {
         LOGE(ERROR, "cannot fork");
         d->pid = -1;
@@ -204,51 +219,51 @@ out:
 }
 
 int
-daemon_helper_spawn(struct daemon_helper *d, const char *name)
+testutil_daemon_spawn(struct testutil_daemon *d, const char *name)
 {
-    const struct daemon_helper_opts o = { .name = name };
+    const struct testutil_daemon_opts o = { .name = name };
     int rc;
 
-    rc = daemon_helper_start(d, &o);
+    rc = testutil_daemon_start(d, &o);
     if (!rc)
-        rc = daemon_helper_wait_ready(d, DAEMON_HELPER_GUARD_MS);
+        rc = testutil_daemon_wait_ready(d, TESTUTIL_GUARD_MS);
     if (rc)
-        daemon_helper_cleanup(d);
+        testutil_daemon_cleanup(d);
     return rc;
 }
 
 int
-daemon_helper_wait_ready(const struct daemon_helper *d, int timeout_ms)
+testutil_daemon_wait_ready(const struct testutil_daemon *d, int timeout_ms)
 {
-    int64_t end = daemon_helper_now_ms() + timeout_ms;
+    int64_t end = testutil_now_ms() + timeout_ms;
 
-    while (!daemon_helper_can_connect(d->sock)) {
-        if (daemon_helper_exited(d)) {
+    while (!testutil_daemon_can_connect(d->sock)) {
+        if (testutil_daemon_exited(d)) {
             LOG(ERROR, "xenopsd-c exited at start-up (is top_builddir "
                 "set?)");
-            daemon_helper_show_log(d);
+            testutil_daemon_show_log(d);
             return XO_EFAIL;
         }
-        if (daemon_helper_now_ms() > end) {
+        if (testutil_now_ms() > end) {
             LOG(ERROR, "xenopsd-c did not open its socket '%s'", d->sock);
-            daemon_helper_show_log(d);
+            testutil_daemon_show_log(d);
             return XO_ETIMEDOUT;
         }
-        daemon_helper_sleep_ms(10);
+        testutil_sleep_ms(10);
     }
     return 0;
 }
 
 int
-daemon_helper_call(const struct daemon_helper *d, const char *method,
+testutil_daemon_call(const struct testutil_daemon *d, const char *method,
                    const char *params, char **result_r, char **error_r)
 {
-    return rpc_call(d->sock, method, params, DAEMON_HELPER_CALL_TIMEOUT_MS,
+    return rpc_call(d->sock, method, params, TESTUTIL_CALL_TIMEOUT_MS,
                     result_r, error_r);
 }
 
 int
-daemon_helper_call_json(const struct daemon_helper *d, const char *method,
+testutil_daemon_call_json(const struct testutil_daemon *d, const char *method,
                         const char *params, yajl_val *result_r)
 {
     char *res = NULL, *err = NULL;
@@ -257,7 +272,7 @@ daemon_helper_call_json(const struct daemon_helper *d, const char *method,
 
     if (result_r)
         *result_r = NULL;
-    rc = daemon_helper_call(d, method, params, &res, &err);
+    rc = testutil_daemon_call(d, method, params, &res, &err);
     if (rc) {
         LOG(ERROR, "'%s' %s: transport failure %d", method, params, rc);
         goto out;
@@ -285,9 +300,9 @@ out:
 }
 
 int
-daemon_helper_reap(struct daemon_helper *d, int timeout_ms, int *status_r)
+testutil_daemon_reap(struct testutil_daemon *d, int timeout_ms, int *status_r)
 {
-    int64_t end = daemon_helper_now_ms() + timeout_ms;
+    int64_t end = testutil_now_ms() + timeout_ms;
     int status = 0;
     pid_t r;
 
@@ -305,19 +320,19 @@ daemon_helper_reap(struct daemon_helper *d, int timeout_ms, int *status_r)
             LOGE(ERROR, "cannot wait for xenopsd-c (pid %d)", (int)d->pid);
             return XO_EFAIL;
         }
-        if (daemon_helper_now_ms() >= end)
+        if (testutil_now_ms() >= end)
             return XO_ETIMEDOUT;
-        daemon_helper_sleep_ms(10);
+        testutil_sleep_ms(10);
     }
 }
 
 int
-daemon_helper_shutdown(struct daemon_helper *d, int *status_r)
+testutil_daemon_shutdown(struct testutil_daemon *d, int *status_r)
 {
     char *res = NULL, *err = NULL;
     int rc;
 
-    rc = daemon_helper_call(d, "DEBUG.shutdown",
+    rc = testutil_daemon_call(d, "DEBUG.shutdown",
                             "{\"debug_info\":\"test\",\"unit\":null}", &res,
                             &err);
     if (rc) {
@@ -329,10 +344,10 @@ daemon_helper_shutdown(struct daemon_helper *d, int *status_r)
         rc = XO_EFAIL;
         goto out;
     }
-    rc = daemon_helper_reap(d, DAEMON_HELPER_GUARD_MS, status_r);
+    rc = testutil_daemon_reap(d, TESTUTIL_GUARD_MS, status_r);
     if (rc == XO_ETIMEDOUT)
         LOG(ERROR, "xenopsd-c still runs %d ms after DEBUG.shutdown",
-            DAEMON_HELPER_GUARD_MS);
+            TESTUTIL_GUARD_MS);
 out:
     free(res);
     free(err);
@@ -340,12 +355,12 @@ out:
 }
 
 void
-daemon_helper_kill(struct daemon_helper *d, int sig)
+testutil_daemon_kill(struct testutil_daemon *d, int sig)
 {
     if (d->pid <= 0)
         return;
     kill(d->pid, sig);
-    if (daemon_helper_reap(d, DAEMON_HELPER_GUARD_MS, NULL) != 0 &&
+    if (testutil_daemon_reap(d, TESTUTIL_GUARD_MS, NULL) != 0 &&
         d->pid > 0) {
         kill(d->pid, SIGKILL);
         waitpid(d->pid, NULL, 0);
@@ -354,18 +369,18 @@ daemon_helper_kill(struct daemon_helper *d, int sig)
 }
 
 void
-daemon_helper_cleanup(struct daemon_helper *d)
+testutil_daemon_cleanup(struct testutil_daemon *d)
 {
-    daemon_helper_kill(d, SIGTERM);
+    testutil_daemon_kill(d, SIGTERM);
     if (d->dir[0])
-        nftw(d->dir, daemon_helper_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        nftw(d->dir, testutil_daemon_rm_one, 16, FTW_DEPTH | FTW_PHYS);
     d->dir[0] = '\0';
 }
 
 static void *
-daemon_helper_loop_main(void *arg)
+testutil_daemon_loop_main(void *arg)
 {
-    struct daemon_helper_loop *l = arg;
+    struct testutil_daemon_loop *l = arg;
     bool stop;
 
     for (;;) {
@@ -378,7 +393,7 @@ daemon_helper_loop_main(void *arg)
 }
 
 int
-daemon_helper_loop_start(struct daemon_helper_loop *l,
+testutil_daemon_loop_start(struct testutil_daemon_loop *l,
                          bool (*step)(void *arg), void *arg)
 {
     int r;
@@ -388,7 +403,7 @@ daemon_helper_loop_start(struct daemon_helper_loop *l,
     l->arg = arg;
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->cond, NULL);
-    r = pthread_create(&l->thread, NULL, daemon_helper_loop_main, l);
+    r = pthread_create(&l->thread, NULL, testutil_daemon_loop_main, l);
     if (r) {
         errno = r;
         LOGE(ERROR, "cannot start a client thread");
@@ -400,7 +415,7 @@ daemon_helper_loop_start(struct daemon_helper_loop *l,
 }
 
 void
-daemon_helper_loop_stop(struct daemon_helper_loop *l)
+testutil_daemon_loop_stop(struct testutil_daemon_loop *l)
 {
     pthread_mutex_lock(&l->lock);
     l->stop = true;
