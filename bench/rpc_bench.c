@@ -33,11 +33,11 @@
 #include <sys/utsname.h>
 
 #include "../tests/testutil.h"
-#include "errors.h"
-#include "json.h"
-#include "log.h"
-#include "rpc.h"
-#include "xalloc.h"
+#include "rpc/rpc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define BENCH_MAX_CLIENTS 8
 #define BENCH_START_GUARD_MS 30000

@@ -27,13 +27,13 @@
 
 #include <yajl/yajl_gen.h>
 
-#include "errors.h"
-#include "files.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
-#include "sm.h"
-#include "xalloc.h"
+#include "sm/sm.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define SM_TABLE_FILE "datapaths.json"
 #define SM_TABLE_VERSION 1

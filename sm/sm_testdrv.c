@@ -6,11 +6,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "ids.h"
-#include "log.h"
-#include "sm_testdrv.h"
-#include "xalloc.h"
+#include "sm/sm_testdrv.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 enum { CMD_ATTACH, CMD_ACTIVATE, CMD_DEACTIVATE, CMD_DETACH, CMD_COUNT };
 

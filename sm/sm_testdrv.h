@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "sm.h"
+#include "sm/sm.h"
 
 struct sm_testdrv;
 

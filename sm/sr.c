@@ -15,17 +15,17 @@
 
 #include <yajl/yajl_gen.h>
 
-#include "errors.h"
-#include "files.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
 #include "model.h"
-#include "sm.h"
-#include "smapiv1.h"
-#include "smapiv3.h"
-#include "sr.h"
-#include "xalloc.h"
+#include "sm/sm.h"
+#include "sm/sr.h"
+#include "sm/v1/smapiv1.h"
+#include "sm/v3/smapiv3.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define SR_FILE_MAX (1024 * 1024)
 #define SR_TYPE_MAX 64

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
- * Tests for admin (issue 6): feature flags read, changed, persisted and
+ * Tests for admin: feature flags read, changed, persisted and
  * logged; a change spares operations already queued; the per-SR
  * attach-early policy vetoes early attach and persists; HOST.stat's
  * extension; the last migration per VM outlives its task.
@@ -20,13 +20,13 @@
 
 #include "admin.h"
 #include "config.h"
-#include "errors.h"
-#include "json.h"
 #include "server.h"
 #include "server_fixture.h"
 #include "server_priv.h"
 #include "task.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 #define VM SERVER_FIXTURE_VM
 #define VM2 "9c0f7c55-1111-2222-3333-444455556667"

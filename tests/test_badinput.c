@@ -44,8 +44,8 @@
 #include <cmocka.h>
 
 #include "testutil.h"
-#include "json.h"
-#include "xalloc.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 #define SR_UUID TESTUTIL_SR
 #define VM_A "9c0f7c55-1111-2222-3333-444455556666"

@@ -21,8 +21,8 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "errors.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/xalloc.h"
 
 #define SR1 "3f1b5c2e-8a7d-4e21-9c0b-5d6e7f8a9b0c"
 #define SR2 "7A0C9E4D-1B2F-4C3D-8E5F-6A7B8C9D0E1F"
@@ -996,7 +996,7 @@ test_config_migration_and_storage_keys(void **state)
 }
 
 
-/* ---- issue 6: log-target, default config dir, fragments ---- */
+/* ---- log-target, default config dir, fragments ---- */
 
 static void
 test_config_log_target_key(void **state)

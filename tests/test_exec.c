@@ -15,18 +15,18 @@
 #include <string.h>
 #include <time.h>
 
-#include "atom.h"
-#include "backend.h"
-#include "backend_sim.h"
-#include "errors.h"
-#include "exec.h"
-#include "expand.h"
+#include "atoms/atom.h"
+#include "atoms/exec.h"
+#include "atoms/expand.h"
+#include "backend/backend.h"
+#include "backend/sim/backend_sim.h"
 #include "queue.h"
-#include "sm.h"
-#include "sm_testdrv.h"
+#include "sm/sm.h"
+#include "sm/sm_testdrv.h"
 #include "task.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 #define VM "9c0f7c55-1111-2222-3333-444455556666"
 #define TMP "9c0f7c55-1111-2222-3333-000000000001"

@@ -34,9 +34,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "atom.h"
-#include "expand.h"
-#include "xalloc.h"
+#include "atoms/atom.h"
+#include "atoms/expand.h"
+#include "util/xalloc.h"
 
 #define VM_ID "9c0f7c55-1111-2222-3333-444455556666"
 #define MAX_LEAVES 128

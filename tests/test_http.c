@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors.h"
-#include "http.h"
+#include "util/errors.h"
+#include "util/http.h"
 
 static void
 test_http_one_content_length(void **state)

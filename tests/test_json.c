@@ -16,10 +16,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 #define UUID "9c0f7c55-1a2b-4c3d-8e4f-0123456789ab"
 

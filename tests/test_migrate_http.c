@@ -16,9 +16,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "migrate_http.h"
-#include "xalloc.h"
+#include "migrate/migrate_http.h"
+#include "util/errors.h"
+#include "util/xalloc.h"
 
 #define TOKEN "0123456789abcdef-test-token"
 

@@ -27,12 +27,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "log.h"
-#include "migrate_mem.h"
-#include "sim_guest.h"
+#include "backend/sim/migrate_mem.h"
+#include "backend/sim/sim_guest.h"
 #include "testutil.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define MIB (1024u * 1024u)
 #define PAGE SIM_GUEST_PAGE_SIZE

@@ -22,10 +22,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "json.h"
 #include "queue.h"
 #include "testutil.h"
-#include "xalloc.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 #define GUARD_SEC 10
 #define NSLOTS 4

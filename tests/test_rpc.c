@@ -26,12 +26,12 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "errors.h"
-#include "json.h"
-#include "log.h"
-#include "rpc.h"
-#include "rpc_json.h"
-#include "xalloc.h"
+#include "rpc/rpc.h"
+#include "rpc/rpc_json.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define GUARD_SEC 10
 

@@ -32,15 +32,15 @@
 #include <sys/un.h>
 
 #include "config.h"
-#include "errors.h"
-#include "json.h"
-#include "migrate.h"
-#include "rpc.h"
-#include "rpc_methods.h"
+#include "migrate/migrate.h"
+#include "rpc/rpc.h"
+#include "rpc/rpc_methods.h"
 #include "server.h"
 #include "testutil.h"
-#include "xalloc.h"
-#include "xmlrpc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
+#include "util/xmlrpc.h"
 
 #define SR3 "5a3e0c3e-0000-4000-8000-000000000003"
 #define SR1 "5a3e0c3e-0000-4000-8000-000000000001"

@@ -16,17 +16,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend_sim.h"
+#include "backend/sim/backend_sim.h"
+#include "backend/sim/backend_sim_priv.h"
+#include "backend/sim/xstree.h"
 #include "config.h"
-#include "errors.h"
-#include "json.h"
 #include "server.h"
 #include "server_fixture.h"
 #include "server_priv.h"
-#include "sm.h"
+#include "sm/sm.h"
 #include "task.h"
-#include "xalloc.h"
-#include "xstree.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 #define VM SERVER_FIXTURE_VM
 #define SR3 SERVER_FIXTURE_SR

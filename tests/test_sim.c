@@ -20,15 +20,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "backend_sim.h"
-#include "errors.h"
-#include "json.h"
-#include "log.h"
-#include "sim_guest.h"
+#include "backend/backend.h"
+#include "backend/sim/backend_sim.h"
+#include "backend/sim/backend_sim_priv.h"
+#include "backend/sim/sim_guest.h"
+#include "backend/sim/xstree.h"
 #include "testutil.h"
-#include "xalloc.h"
-#include "xstree.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define VM_A "11111111-2222-3333-4444-555555555555"
 #define VM_B "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"

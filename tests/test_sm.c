@@ -14,11 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "errors.h"
 #include "model.h"
-#include "sm.h"
-#include "sm_testdrv.h"
-#include "xalloc.h"
+#include "sm/sm.h"
+#include "sm/sm_testdrv.h"
+#include "util/errors.h"
+#include "util/xalloc.h"
 
 #define SR3 "5a3e0c3e-0000-4000-8000-000000000003"
 #define SR1 "5a3e0c3e-0000-4000-8000-000000000001"

@@ -13,13 +13,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "json.h"
 #include "task.h"
 #include "task_priv.h"
 #include "updates.h"
 #include "updates_priv.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 /* A deadlock guard for blocking waits, never expected to elapse. */
 #define GUARD_S 60.0

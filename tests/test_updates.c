@@ -13,11 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "json.h"
 #include "updates.h"
 #include "updates_priv.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 #define VM_A "9c0f7c55-1111-2222-3333-444455556666"
 #define VM_B "0b1c7c55-1111-2222-3333-444455556666"

@@ -24,11 +24,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 #define ID_A "11111111-2222-3333-4444-555555555555"
 #define ID_B "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"

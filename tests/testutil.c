@@ -15,13 +15,13 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include "backend/sim/sim_guest.h"
+#include "rpc/rpc.h"
 #include "testutil.h"
-#include "errors.h"
-#include "json.h"
-#include "log.h"
-#include "rpc.h"
-#include "sim_guest.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 int64_t
 testutil_now_ms(void)

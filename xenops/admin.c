@@ -25,13 +25,13 @@
 
 #include "admin.h"
 #include "config.h"
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
-#include "sr.h"
+#include "sm/sr.h"
 #include "task.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 /* How much of an untrusted name goes into a message. */
 #define ADMIN_SHOWN_MAX 64

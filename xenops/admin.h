@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
- * admin: what a host's administrator changes at run time and reads back
- * (issue 6): the feature flags, each SR's attach-early policy, and the
- * last migration of each VM. Owns the flag table, the flags' persistence
+ * admin: what a host's administrator changes at run time and reads back:
+ * the feature flags, each SR's attach-early policy, and the last
+ * migration of each VM. Owns the flag table, the flags' persistence
  * and the table of last migrations. Does not own the flags' effect
  * (server.c fixes server_legacy() for each operation when it is queued,
  * migrate.c likewise) nor the SR records (sm/sr.c).

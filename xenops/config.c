@@ -30,11 +30,11 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "errors.h"
-#include "files.h"
-#include "ids.h"
-#include "log.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/ids.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 /* OCaml String.trim's notion of whitespace. */
 #define CONFIG_TRIM " \t\n\r\f"

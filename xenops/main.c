@@ -15,14 +15,14 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "errors.h"
-#include "files.h"
-#include "log.h"
-#include "migrate.h"
-#include "rpc.h"
-#include "rpc_methods.h"
+#include "migrate/migrate.h"
+#include "rpc/rpc.h"
+#include "rpc/rpc_methods.h"
 #include "server.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define DEFAULT_CONFIG "/etc/xenopsd.conf"
 

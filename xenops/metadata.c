@@ -10,15 +10,15 @@
 
 #include <yajl/yajl_gen.h>
 
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
 #include "metadata.h"
 #include "model.h"
 #include "updates.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 /* Conflicts come only from operations on the same VM finishing at the same
  * time; the bound turns a bug into an error. */

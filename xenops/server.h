@@ -27,7 +27,7 @@
 
 #include <yajl/yajl_tree.h>
 
-#include "atom.h"
+#include "atoms/atom.h"
 
 struct admin;
 struct backend;

@@ -9,8 +9,8 @@
 
 #include <stdatomic.h>
 
-#include "exec.h"
-#include "expand.h"
+#include "atoms/exec.h"
+#include "atoms/expand.h"
 #include "server.h"
 
 struct server {

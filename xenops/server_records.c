@@ -15,21 +15,21 @@
 #include <yajl/yajl_gen.h>
 
 #include "admin.h"
-#include "atom.h"
-#include "backend.h"
-#include "errors.h"
-#include "exec.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
+#include "atoms/atom.h"
+#include "atoms/exec.h"
+#include "backend/backend.h"
 #include "metadata.h"
 #include "model.h"
 #include "server.h"
 #include "server_priv.h"
-#include "sm.h"
+#include "sm/sm.h"
 #include "updates.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -796,7 +796,7 @@ server_host_stat(struct server *srv, char **json_r)
     json_gen_str(g, "hvm");
     json_gen_bool(g, hi.hvm);
     yajl_gen_map_close(g);
-    /* Extension (issue 6): xapi's Host.t decoder ignores extra members. */
+    /* Extension: xapi's Host.t decoder ignores extra members. */
     json_gen_str(g, "xenops_c");
     ext = admin_host_json(srv->admin);
     json_gen_raw(g, ext);

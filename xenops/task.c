@@ -36,13 +36,13 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "errors.h"
-#include "json.h"
-#include "log.h"
 #include "task.h"
 #include "task_priv.h"
 #include "updates.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 /* Longest wait we turn into a deadline; beyond it we wait without one. */
 #define TASK_MAX_TIMEOUT_S 1e9

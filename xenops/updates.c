@@ -33,12 +33,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "errors.h"
-#include "json.h"
-#include "log.h"
 #include "updates.h"
 #include "updates_priv.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define UPDATES_MAX_TOMBSTONES 100000
 #define UPDATES_MAX_BARRIERS 10000

@@ -9,8 +9,8 @@
 #ifndef XENOPS_ATOMS_PRIV_H
 #define XENOPS_ATOMS_PRIV_H
 
-#include "atom.h"
-#include "exec.h"
+#include "atoms/atom.h"
+#include "atoms/exec.h"
 
 typedef int (*atom_run_fn)(struct exec_op *op, const struct atom *a);
 

@@ -19,12 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atoms_priv.h"
-#include "errors.h"
-#include "log.h"
+#include "atoms/atoms_priv.h"
 #include "queue.h"
 #include "task.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 void
 exec_op_init(struct exec_op *op, const struct exec_env *env,

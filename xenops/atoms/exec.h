@@ -37,7 +37,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "atom.h"
+#include "atoms/atom.h"
 
 #define EXEC_CHUNK 10
 

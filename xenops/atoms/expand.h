@@ -32,7 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "atom.h"
+#include "atoms/atom.h"
 
 struct expand_vbd {
     char dev[33];

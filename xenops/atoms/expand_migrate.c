@@ -25,7 +25,7 @@
  */
 #include <stdlib.h>
 
-#include "expand.h"
+#include "atoms/expand.h"
 
 /* The VBDs that have a backend, as a Parallel of one leaf kind; NULL when
  * there are none. */

@@ -17,15 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atoms_priv.h"
-#include "backend.h"
-#include "errors.h"
-#include "json.h"
-#include "log.h"
+#include "atoms/atoms_priv.h"
+#include "backend/backend.h"
 #include "model.h"
-#include "sm.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "sm/sm.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 struct record_arg {
     const struct vmextra_attached *set;   /* add/replace, or */

@@ -11,19 +11,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "atoms_priv.h"
-#include "backend.h"
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
+#include "atoms/atoms_priv.h"
+#include "backend/backend.h"
 #include "metadata.h"
 #include "model.h"
-#include "sm.h"
+#include "sm/sm.h"
 #include "task.h"
 #include "updates.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 /* Conflicts only come from Parallel siblings of this very operation, so a
  * few retries always suffice; the bound turns a bug into an error. */

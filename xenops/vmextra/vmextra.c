@@ -45,14 +45,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "files.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
-#include "vmextra.h"
-#include "vmextra_priv.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
+#include "vmextra/vmextra_priv.h"
 
 /* "<uuid>.json" and ".<uuid>.json.tmp" with room to spare. */
 #define VMEXTRA_NAME_MAX 64

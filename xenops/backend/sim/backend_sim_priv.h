@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
  * backend_sim_priv: what backend_sim.c (domains, devices, records) and
- * backend_sim_migrate.c (live migration of a simulated guest) share. Not
- * for other modules.
+ * backend_sim_migrate.c (live migration of a simulated guest) share, and
+ * what the simulator's tests look into. Not for other modules.
  *
  * Threading: struct sim's lock guards the table and every sim_dom field
  * (see backend_sim.c). A reference from backend_sim_dom_get keeps a
@@ -15,8 +15,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "backend_sim.h"
-#include "ids.h"
+#include "backend/sim/backend_sim.h"
+#include "backend/sim/sim_guest.h"
+#include "backend/sim/xstree.h"
+#include "util/ids.h"
 
 /* Longest path we build: "/local/domain/0/backend/vbd/<domid>/<dev>/..." */
 #define SIM_PATH_MAX 256
@@ -51,6 +53,24 @@ struct sim {
     struct xstree *xs;
     struct backend_sim_config cfg;
 };
+
+/* ---- for the simulator's tests ---- */
+
+/* True if b is a simulator backend. */
+bool backend_sim_is(const struct backend *b);
+
+/*
+ * The guest of vm's domain, borrowed: valid until the domain is destroyed,
+ * so only the VM's own queue may use it (migration). XO_ENOTFOUND if vm has
+ * no domain, XO_EUNSUPPORTED if b is not a simulator, XO_EINVAL for a bad
+ * id.
+ */
+int backend_sim_guest(struct backend *b, const char *vm,
+                      struct sim_guest **g_r);
+
+/* The simulator's xenstore-shaped tree, borrowed for b's lifetime (NULL if b
+ * is not a simulator). */
+struct xstree *backend_sim_xstree(struct backend *b);
 
 /* A reference on vm's domain (XO_ENOTFOUND, logged, if it has none);
  * give it back with backend_sim_dom_put. */

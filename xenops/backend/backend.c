@@ -2,7 +2,7 @@
 
 #include <stdlib.h>
 
-#include "backend.h"
+#include "backend/backend.h"
 
 const char *
 backend_power_name(enum backend_power p)

@@ -6,17 +6,17 @@
 #include <yajl/yajl_gen.h>
 
 #include "admin.h"
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
-#include "migrate.h"
+#include "migrate/migrate.h"
 #include "model.h"
-#include "rpc_methods.h"
+#include "rpc/rpc_methods.h"
 #include "server.h"
 #include "task.h"
 #include "updates.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 /* UPDATES.get never blocks a connection thread longer than this, so the
  * daemon can always stop. xapi asks for 30 s and loops. */
@@ -869,7 +869,7 @@ m_debug_shutdown(void *ctx, const struct rpc_request *req, char **res)
     return 0;
 }
 
-/* ---- administration (extension, issue 6: admin.h) ---- */
+/* ---- administration (extension: admin.h) ---- */
 
 static int
 m_host_get_features(void *ctx, const struct rpc_request *req, char **res)

@@ -32,9 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "backend.h"
-#include "sim_guest.h"
-#include "xstree.h"
+#include "backend/backend.h"
 
 struct backend_sim_config {
     int64_t memory_cap_bytes;     /* a guest owns min(VM memory, cap); > 0 */
@@ -47,21 +45,5 @@ struct backend_sim_config {
  * XO_EINVAL (detail) for a bad config. */
 int backend_sim_new(const struct backend_sim_config *cfg,
                     struct backend **b_r);
-
-/* True if b is a simulator backend. */
-bool backend_sim_is(const struct backend *b);
-
-/*
- * The guest of vm's domain, borrowed: valid until the domain is destroyed,
- * so only the VM's own queue may use it (migration). XO_ENOTFOUND if vm has
- * no domain, XO_EUNSUPPORTED if b is not a simulator, XO_EINVAL for a bad
- * id.
- */
-int backend_sim_guest(struct backend *b, const char *vm,
-                      struct sim_guest **g_r);
-
-/* The simulator's xenstore-shaped tree, borrowed for b's lifetime (NULL if b
- * is not a simulator). */
-struct xstree *backend_sim_xstree(struct backend *b);
 
 #endif

@@ -41,10 +41,10 @@
 #include <expat.h>
 #include <yajl/yajl_gen.h>
 
-#include "errors.h"
-#include "json.h"
-#include "xalloc.h"
-#include "xmlrpc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
+#include "util/xmlrpc.h"
 
 /*
  * Deepest legitimate element nesting: methodResponse/params/param/value is

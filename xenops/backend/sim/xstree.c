@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors.h"
-#include "json.h"
-#include "log.h"
-#include "xalloc.h"
-#include "xstree.h"
+#include "backend/sim/xstree.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 struct xs_node {
     char *name;               /* "" for the root */

@@ -25,10 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "log.h"
-#include "sim_guest.h"
-#include "xalloc.h"
+#include "backend/sim/sim_guest.h"
+#include "util/errors.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 /* Pages per read/write call; cancel is checked between chunks. */
 #define SIM_GUEST_CHUNK_PAGES 64

@@ -29,19 +29,19 @@
 
 #include <yajl/yajl_gen.h>
 
+#include "atoms/expand.h"
 #include "config.h"
-#include "errors.h"
-#include "expand.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
 #include "metadata.h"
-#include "migrate_http.h"
-#include "migrate_priv.h"
+#include "migrate/migrate_http.h"
+#include "migrate/migrate_priv.h"
 #include "queue.h"
 #include "task.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 /* How long the sender keeps asking a receiver it lost past the point of
  * no return whether the VM runs there, before it leaves the VM paused. */

@@ -32,14 +32,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "http.h"
-#include "json.h"
-#include "log.h"
-#include "migrate_http.h"
-#include "rpc.h"
-#include "rpc_json.h"
-#include "xalloc.h"
+#include "migrate/migrate_http.h"
+#include "rpc/rpc.h"
+#include "rpc/rpc_json.h"
+#include "util/errors.h"
+#include "util/http.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define HEAD_TIMEOUT_MS 10000
 #define FORWARD_MSG_MAX (64 * 1024)

@@ -26,16 +26,16 @@
 
 #include <yajl/yajl_gen.h>
 
-#include "errors.h"
-#include "expand.h"
-#include "json.h"
-#include "log.h"
-#include "migrate_http.h"
-#include "migrate_priv.h"
+#include "atoms/expand.h"
+#include "migrate/migrate_http.h"
+#include "migrate/migrate_priv.h"
 #include "queue.h"
 #include "task.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 enum receive_stage {
     RECEIVE_A,          /* sender waits for handshake 1 */

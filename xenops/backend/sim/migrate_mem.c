@@ -65,10 +65,10 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "errors.h"
-#include "log.h"
-#include "migrate_mem.h"
-#include "xalloc.h"
+#include "backend/sim/migrate_mem.h"
+#include "util/errors.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define MM_MAGIC "XOMM"
 #define MM_VERSION 1

@@ -43,14 +43,14 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "errors.h"
-#include "http.h"
-#include "json.h"
-#include "log.h"
-#include "rpc.h"
-#include "rpc_json.h"
-#include "rpc_xml.h"
-#include "xalloc.h"
+#include "rpc/rpc.h"
+#include "rpc/rpc_json.h"
+#include "rpc/rpc_xml.h"
+#include "util/errors.h"
+#include "util/http.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define RPC_HDR_MAX (16 * 1024)
 #define RPC_DEFAULT_IO_TIMEOUT_MS 10000

@@ -8,10 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "files.h"
-#include "log.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define FILES_NAME_MAX 200
 

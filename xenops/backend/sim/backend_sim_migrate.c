@@ -9,10 +9,10 @@
  */
 #include <string.h>
 
-#include "backend_sim_priv.h"
-#include "errors.h"
-#include "log.h"
-#include "migrate_mem.h"
+#include "backend/sim/backend_sim_priv.h"
+#include "backend/sim/migrate_mem.h"
+#include "util/errors.h"
+#include "util/log.h"
 
 static void
 sim_mig_opts(const struct backend_migrate_opts *o,

@@ -22,13 +22,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "backend_sim.h"
-#include "backend_sim_priv.h"
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
-#include "xalloc.h"
+#include "backend/sim/backend_sim.h"
+#include "backend/sim/backend_sim_priv.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 static const struct backend_ops sim_ops;
 

@@ -27,11 +27,11 @@
 
 #include <yajl/yajl_gen.h>
 
-#include "errors.h"
-#include "json.h"
-#include "rpc_xml.h"
-#include "xalloc.h"
-#include "xmlrpc.h"
+#include "rpc/rpc_xml.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
+#include "util/xmlrpc.h"
 
 #define RPC_XML_METHOD_MAX 128
 

@@ -23,8 +23,6 @@ enum log_level log_get_level(void);
 int log_level_parse(const char *name, enum log_level *r);
 /* Send lines to syslog with the given ident instead of stderr. */
 void log_use_syslog(const char *ident);
-/* Prefix every stderr line with this tag (e.g. a host name in tests). */
-void log_set_tag(const char *tag);
 
 void log_write(enum log_level level, int with_errno, const char *vm,
                const char *func, const char *fmt, ...)

@@ -7,9 +7,9 @@
 
 #include <yajl/yajl_gen.h>
 
-#include "errors.h"
-#include "json.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 static __thread int err_code;
 static __thread char *err_json;

@@ -9,11 +9,10 @@
 #include <syslog.h>
 #include <time.h>
 
-#include "log.h"
+#include "util/log.h"
 
 static enum log_level log_level = LOG_LVL_INFO;
 static int log_syslog;
-static char log_tag[32];
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
@@ -50,12 +49,6 @@ log_use_syslog(const char *ident)
 }
 
 void
-log_set_tag(const char *tag)
-{
-    snprintf(log_tag, sizeof(log_tag), "%s", tag ? tag : "");
-}
-
-void
 log_write(enum log_level level, int with_errno, const char *vm,
           const char *func, const char *fmt, ...)
 {
@@ -84,9 +77,9 @@ log_write(enum log_level level, int with_errno, const char *vm,
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     pthread_mutex_lock(&log_lock);
-    fprintf(stderr, "%02d:%02d:%02d.%03ld %s%s%-5s [%s] %s%s%s%s%s\n",
+    fprintf(stderr, "%02d:%02d:%02d.%03ld %-5s [%s] %s%s%s%s%s\n",
             tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
-            log_tag, log_tag[0] ? " " : "", level_names[level], func,
+            level_names[level], func,
             vm ? "VM=" : "", vm ? vm : "", vm ? " " : "", msg, err);
     pthread_mutex_unlock(&log_lock);
     errno = saved;

@@ -24,16 +24,16 @@
 
 #include <yajl/yajl_tree.h>
 
+#include "atoms/expand.h"
 #include "config.h"
-#include "errors.h"
-#include "expand.h"
-#include "files.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
-#include "migrate_priv.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "migrate/migrate_priv.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 static char *
 journal_dir(struct migrate *m)

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "errors.h"
-#include "json.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 /*
  * Everything json_parse refuses before yajl sees the text, found in one

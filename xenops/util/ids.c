@@ -3,9 +3,9 @@
 #include <ctype.h>
 #include <string.h>
 
-#include "errors.h"
-#include "ids.h"
-#include "log.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/log.h"
 
 bool
 ids_is_uuid(const char *s)

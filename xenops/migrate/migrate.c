@@ -43,15 +43,15 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "errors.h"
-#include "ids.h"
-#include "log.h"
-#include "migrate_http.h"
-#include "migrate_priv.h"
+#include "migrate/migrate_http.h"
+#include "migrate/migrate_priv.h"
 #include "queue.h"
 #include "task.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 /* Workers of the pool that runs the Parallel groups of migrations: one
  * chunk of VBDs for each half of a localhost migration. The switch-over

@@ -17,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors.h"
-#include "json.h"
-#include "rpc_json.h"
-#include "xalloc.h"
+#include "rpc/rpc_json.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 #define RPC_JSON_METHOD_MAX 128
 

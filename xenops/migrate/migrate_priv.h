@@ -12,10 +12,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "atom.h"
-#include "backend.h"
-#include "exec.h"
-#include "migrate.h"
+#include "atoms/atom.h"
+#include "atoms/exec.h"
+#include "backend/backend.h"
+#include "migrate/migrate.h"
 
 /* How long each side waits for the other at a handshake. Phase A attaches
  * every early VBD, so the first wait is generous. */

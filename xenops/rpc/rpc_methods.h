@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "rpc.h"
+#include "rpc/rpc.h"
 
 struct migrate;
 struct server;

@@ -38,7 +38,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "sim_guest.h"
+#include "backend/sim/sim_guest.h"
 
 /* Live rounds, round 0 (every page) included. */
 #define MIGRATE_MEM_MAX_ROUNDS 64

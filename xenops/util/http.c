@@ -15,9 +15,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "errors.h"
-#include "http.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/http.h"
+#include "util/xalloc.h"
 
 /* ---- time and I/O with deadlines ---- */
 
