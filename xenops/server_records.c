@@ -38,7 +38,7 @@
 /* ---- VM records ---- */
 
 static int
-vm_set_fn(struct vmextra_doc *doc, const char *json)
+vm_set_fn(struct vmextra_doc *doc, void *json)
 {
     vmextra_doc_set_vm(doc, json);
     return 0;
@@ -48,7 +48,6 @@ int
 server_vm_add(struct server *srv, yajl_val v, char **id_r)
 {
     struct model_vm *vm = NULL;
-    struct vmextra_doc *doc = NULL;
     int rc;
 
     *id_r = NULL;
@@ -56,28 +55,14 @@ server_vm_add(struct server *srv, yajl_val v, char **id_r)
     if (rc)
         goto out;
     /* xapi re-adds VMs it already knows (resync): replace the Vm.t and
-     * keep the devices. A conflict means a racing writer: retry once. */
-    for (int i = 0; i < 2; i++) {
-        vmextra_doc_free(doc);
-        doc = NULL;
-        rc = vmextra_load(srv->store, vm->id, &doc);
-        if (rc == XO_ENOTFOUND) {
-            xo_err_clear();
-            rc = vmextra_doc_new(vm->id, &doc);
-        }
-        if (rc)
-            goto out;
-        vm_set_fn(doc, vm->json);
-        rc = vmextra_commit(srv->store, doc);
-        if (rc != XO_ECONFLICT && rc != XO_EEXISTS)
-            break;
-    }
+     * keep the devices. */
+    rc = vmextra_update(srv->store, vm->id, VMEXTRA_UPDATE_CREATE,
+                        vm_set_fn, vm->json);
     if (rc)
         goto out;
     updates_add(srv->updates, UPDATES_VM, vm->id, NULL);
     *id_r = xstrdup(vm->id);
 out:
-    vmextra_doc_free(doc);
     model_vm_free(vm);
     return rc;
 }

@@ -60,12 +60,13 @@ exec_op_dispose(struct exec_op *op)
 }
 
 void
-exec_journal(struct exec_op *op, enum exec_undo_kind kind, const char *vm,
-             const char *dev)
+exec_journal(struct exec_op *op, exec_undo_fn undo, const char *what,
+             const char *vm, const char *dev)
 {
     struct exec_undo *u = xcalloc(1, sizeof(*u));
 
-    u->kind = kind;
+    u->undo = undo;
+    u->what = what;
     xstrlcpy(u->vm, vm, sizeof(u->vm));
     xstrlcpy(u->dev, dev ? dev : "", sizeof(u->dev));
     pthread_mutex_lock(&op->lock);
@@ -75,14 +76,14 @@ exec_journal(struct exec_op *op, enum exec_undo_kind kind, const char *vm,
 }
 
 void
-exec_unjournal(struct exec_op *op, enum exec_undo_kind kind, const char *vm,
+exec_unjournal(struct exec_op *op, exec_undo_fn undo, const char *vm,
                const char *dev)
 {
     pthread_mutex_lock(&op->lock);
     for (struct exec_undo **p = &op->journal; *p;) {
         struct exec_undo *u = *p;
 
-        if (u->kind == kind && strcmp(u->vm, vm) == 0 &&
+        if (u->undo == undo && strcmp(u->vm, vm) == 0 &&
             strcmp(u->dev, dev ? dev : "") == 0) {
             *p = u->next;
             free(u);
@@ -113,22 +114,13 @@ exec_rollback(struct exec_op *op)
     pthread_mutex_unlock(&op->lock);
 
     for (struct exec_undo *e = u; e; e = e->next) {
-        switch (e->kind) {
-        case EXEC_UNDO_ACTIVATE:
-            LOGVM(INFO, e->vm, "rollback: deactivating VBD '%s'", e->dev);
-            vbd_undo_activate(op, e->vm, e->dev);
-            break;
-        case EXEC_UNDO_ATTACH:
-            LOGVM(INFO, e->vm, "rollback: detaching VBD '%s'", e->dev);
-            vbd_undo_attach(op, e->vm, e->dev);
-            break;
-        case EXEC_UNDO_CREATE:
-            LOGVM(INFO, e->vm, "rollback: destroying the domain");
-            vm_undo_create(op, e->vm);
-            break;
-        }
+        if (e->dev[0])
+            LOGVM(INFO, e->vm, "rollback: %s '%s'", e->what, e->dev);
+        else
+            LOGVM(INFO, e->vm, "rollback: %s", e->what);
         /* Undo steps log their own failures; keep going. */
-        xo_err_clear();
+        if (e->undo(op, e->vm, e->dev))
+            xo_err_clear();
     }
     journal_free(u);
 }

@@ -23,10 +23,11 @@
  *   bursts of SM attach and plug work.
  *
  * Rollback: every attach, activate and domain creation an operation makes
- * is journalled in its exec_op; exec_rollback undoes them in reverse order
- * (deactivate, detach, destroy), so a failed plug or start leaves no
- * half-plugged VBD and no stray datapath. Undo steps are best effort and
- * each failure is logged.
+ * is journalled in its exec_op together with the function that undoes it
+ * (the atom family's: deactivate, detach, destroy); exec_rollback runs
+ * them in reverse order, so a failed plug or start leaves no half-plugged
+ * VBD and no stray datapath. Undo steps are best effort and each failure
+ * is logged by the undo itself.
  *
  * Threading: an exec_op is shared by the threads running its Parallel
  * children; its journal has its own mutex.
@@ -58,14 +59,16 @@ struct exec_env {
     struct queue_pool *nested_pool;
 };
 
-enum exec_undo_kind {
-    EXEC_UNDO_ATTACH,       /* detach dp (sm_dp_destroy) + drop record */
-    EXEC_UNDO_ACTIVATE,     /* remove device + deactivate dp */
-    EXEC_UNDO_CREATE,       /* destroy the domain */
-};
+struct exec_op;
+
+/* Undo an effect on (vm, dev); dev is "" for a VM-wide effect. Best
+ * effort: logs its own failure. */
+typedef int (*exec_undo_fn)(struct exec_op *op, const char *vm,
+                            const char *dev);
 
 struct exec_undo {
-    enum exec_undo_kind kind;
+    exec_undo_fn undo;
+    const char *what;       /* for the log: "detaching VBD" (static) */
     char vm[37];
     char dev[33];
     struct exec_undo *next;
@@ -103,8 +106,9 @@ void exec_rollback(struct exec_op *op);
 /* Forget the journal: the operation's effects are now wanted. */
 void exec_commit(struct exec_op *op);
 
-/* Journal an effect (used by atoms). */
-void exec_journal(struct exec_op *op, enum exec_undo_kind kind,
+/* Journal an effect with its undo (used by atoms); what is a static
+ * description for the rollback's log line. */
+void exec_journal(struct exec_op *op, exec_undo_fn undo, const char *what,
                   const char *vm, const char *dev);
 /*
  * Read-modify-write of a VM's store document, retried on a generation
@@ -115,9 +119,9 @@ struct vmextra_doc;
 int exec_update_doc(struct exec_op *op, const char *vm,
                     int (*fn)(struct vmextra_doc *, void *), void *arg);
 
-/* Drop journal entries for (vm, dev) of a kind, when an atom undid its own
- * effect explicitly (e.g. VBD_detach after VBD_attach). */
-void exec_unjournal(struct exec_op *op, enum exec_undo_kind kind,
-                    const char *vm, const char *dev);
+/* Drop the journal entries for (vm, dev) with that undo, when an atom
+ * undid its own effect explicitly (e.g. VBD_detach after VBD_attach). */
+void exec_unjournal(struct exec_op *op, exec_undo_fn undo, const char *vm,
+                    const char *dev);
 
 #endif

@@ -25,10 +25,6 @@
 #include "util/xalloc.h"
 #include "vmextra/vmextra.h"
 
-/* Conflicts only come from Parallel siblings of this very operation, so a
- * few retries always suffice; the bound turns a bug into an error. */
-#define ATOMS_DOC_RETRIES 64
-
 /* ---- shared helpers ---- */
 
 int
@@ -114,30 +110,7 @@ int
 atoms_update_doc(struct exec_op *op, const char *vm, atoms_doc_fn fn,
                  void *arg)
 {
-    struct vmextra_doc *doc = NULL;
-    int rc = XO_ECONFLICT;
-
-    for (int i = 0; i < ATOMS_DOC_RETRIES && rc == XO_ECONFLICT; i++) {
-        vmextra_doc_free(doc);
-        doc = NULL;
-        xo_err_clear();
-        rc = vmextra_load(op->env->store, vm, &doc);
-        if (rc)
-            goto out;
-        rc = fn(doc, arg);
-        if (rc == 1) {
-            rc = 0;
-            goto out;
-        }
-        if (rc)
-            goto out;
-        rc = vmextra_commit(op->env->store, doc);
-    }
-    if (rc == XO_ECONFLICT)
-        LOGVM(ERROR, vm, "document update kept conflicting; giving up");
-out:
-    vmextra_doc_free(doc);
-    return rc;
+    return vmextra_update(op->env->store, vm, 0, fn, arg);
 }
 
 int
@@ -186,6 +159,18 @@ set_start_time(struct vmextra_doc *doc, void *arg)
     return 0;
 }
 
+static int release_records(struct exec_op *op, const char *vm);
+
+/* What the journal runs to undo VM_create: dev is unused. */
+static int
+undo_create(struct exec_op *op, const char *vm, const char *dev)
+{
+    struct backend *b = op->env->backend;
+    int rc = b->ops->vm_destroy(b, vm);
+
+    return rc ? rc : release_records(op, vm);
+}
+
 /*
  * VM_create (vm, final_id): an empty paused domain sized from the Vm.t.
  * The backend leaves the domain's action request at "poweroff" until
@@ -220,7 +205,7 @@ vm_atom_create(struct exec_op *op, const struct atom *a)
     rc = b->ops->vm_create(b, a->vm, &cfg);
     if (rc)
         goto out;
-    exec_journal(op, EXEC_UNDO_CREATE, a->vm, NULL);
+    exec_journal(op, undo_create, "destroying the domain", a->vm, NULL);
     rc = atoms_update_doc(op, a->vm, set_start_time, &now);
     if (rc)
         goto out;
@@ -284,7 +269,7 @@ release_records(struct exec_op *op, const char *vm)
         devs[n++] = xstrdup(doc->attached[i].dev);
     vmextra_doc_free(doc);
     for (size_t i = 0; i < n; i++) {
-        int r = vbd_undo_attach(op, vm, devs[i]);
+        int r = vbd_release(op, vm, devs[i]);
 
         if (r && !rc)
             rc = r;
@@ -314,18 +299,9 @@ vm_atom_destroy(struct exec_op *op, const struct atom *a)
     rc = release_records(op, a->vm);
     if (rc)
         return rc;
-    exec_unjournal(op, EXEC_UNDO_CREATE, a->vm, NULL);
+    exec_unjournal(op, undo_create, a->vm, NULL);
     atoms_signal_vm(op, a->vm);
     return 0;
-}
-
-int
-vm_undo_create(struct exec_op *op, const char *vm)
-{
-    struct backend *b = op->env->backend;
-    int rc = b->ops->vm_destroy(b, vm);
-
-    return rc ? rc : release_records(op, vm);
 }
 
 /*

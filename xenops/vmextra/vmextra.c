@@ -787,3 +787,54 @@ vmextra_list_free(char **ids, size_t n)
         free(ids[i]);
     free(ids);
 }
+
+/* Load id's document, or a new one when allowed. */
+static int
+update_load(struct vmextra_store *store, const char *id, unsigned flags,
+            struct vmextra_doc **doc_r)
+{
+    int rc = vmextra_load(store, id, doc_r);
+
+    if (rc == XO_ENOTFOUND && (flags & VMEXTRA_UPDATE_CREATE)) {
+        xo_err_clear();
+        rc = vmextra_doc_new(id, doc_r);
+    }
+    return rc;
+}
+
+int
+vmextra_update(struct vmextra_store *store, const char *id, unsigned flags,
+               vmextra_update_fn fn, void *arg)
+{
+    struct vmextra_doc *doc = NULL;
+    int rc = XO_ECONFLICT;
+
+    for (int i = 0; i < VMEXTRA_UPDATE_RETRIES &&
+                    (rc == XO_ECONFLICT || rc == XO_EEXISTS); i++) {
+        vmextra_doc_free(doc);
+        doc = NULL;
+        xo_err_clear();
+        rc = update_load(store, id, flags, &doc);
+        if (rc)
+            goto out;
+        rc = fn(doc, arg);
+        if (rc == 1) {
+            rc = 0;
+            goto out;
+        }
+        if (rc)
+            goto out;
+        rc = vmextra_commit(store, doc);
+        /* Only a creation can lose to a racing creation. */
+        if (rc == XO_EEXISTS && !(flags & VMEXTRA_UPDATE_CREATE))
+            goto out;
+    }
+    if (rc == XO_ECONFLICT || rc == XO_EEXISTS) {
+        LOGVM(ERROR, id, "document update kept conflicting; giving up");
+        rc = xo_err_internal_code(XO_ECONFLICT, "update of '%s' kept "
+                                  "conflicting", id);
+    }
+out:
+    vmextra_doc_free(doc);
+    return rc;
+}
