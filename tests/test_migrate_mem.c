@@ -104,8 +104,8 @@ struct run {
     bool gate;                  /* receiver waits for two source ticks */
     bool relay_on;
     struct relay relay;
-    volatile bool cancel;
-    volatile bool rcancel;
+    atomic_bool cancel;
+    atomic_bool rcancel;
     int cancel_at_round;        /* -1: never */
     bool wait_ticks;            /* progress callback waits two ticks */
     int pauses;

@@ -598,7 +598,7 @@ test_sim_guest_cancel_honoured(void **state)
     struct sim_guest *a, *b;
     char *dir = tmpdir_new(), *file;
     int fd = tmpfile_open(dir, "img", &file);
-    volatile bool cancel = true;
+    atomic_bool cancel = true;
     uint64_t sum;
 
     assert_int_equal(sim_guest_new(128 * 4096, 100000, 1, &a), 0);
@@ -1038,7 +1038,7 @@ test_sim_save_restore_between_vms(void **state)
     struct sim_guest *ga, *gb;
     char *dir = tmpdir_new(), *file;
     int fd = tmpfile_open(dir, "img", &file);
-    volatile bool cancel = false;
+    atomic_bool cancel = false;
     uint64_t sum;
 
     assert_int_equal(b->ops->vm_create(b, VM_A, &vm_cfg), 0);

@@ -114,7 +114,7 @@ struct getter {
     struct updates *u;
     int64_t from;
     double timeout;
-    const volatile bool *cancel;
+    const atomic_bool *cancel;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool started;
@@ -180,7 +180,7 @@ static void
 test_updates_cancel_and_wake_unblock_get(void **state)
 {
     struct updates *u = updates_new();
-    volatile bool cancel = false;
+    atomic_bool cancel = false;
     struct getter g = { .u = u, .from = 0, .timeout = GUARD_S,
                         .cancel = &cancel };
     pthread_t th;

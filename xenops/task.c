@@ -95,7 +95,7 @@ struct task {
     int n_subs;
     int cap_subs;
     bool cancellable;
-    volatile bool cancelling;
+    atomic_bool cancelling;
     int cancel_points_seen;
     int cancel_at;           /* cancel trigger: n-th point, 0 = none */
     bool destroy_on_finish;
@@ -639,7 +639,7 @@ task_is_cancelling(struct task *t)
     return c;
 }
 
-const volatile bool *
+const atomic_bool *
 task_cancel_flag(struct task *t)
 {
     return &t->cancelling;

@@ -505,7 +505,7 @@ deadline_after(double timeout_s, struct timespec *ts)
 
 char *
 updates_get(struct updates *u, int64_t from, double timeout_s,
-            const volatile bool *cancel)
+            const atomic_bool *cancel)
 {
     bool forever = timeout_s < 0 || isnan(timeout_s) ||
                    timeout_s > UPDATES_MAX_TIMEOUT_S;

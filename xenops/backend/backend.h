@@ -26,6 +26,7 @@
 #ifndef XENOPS_BACKEND_H
 #define XENOPS_BACKEND_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -100,7 +101,7 @@ struct backend_migrate_opts {
     bool abort_on_downtime;
     bool compress;              /* compress the stream */
     /* Checked between steps and while waiting; may be NULL. */
-    const volatile bool *cancel;
+    const atomic_bool *cancel;
     /* Sender, mandatory: pause the domain (the downtime starts); 0 or an
      * xo_err. Called at most once, on the calling thread. */
     int (*pause)(void *arg);
@@ -141,10 +142,10 @@ struct backend_ops {
                      const char *new_id);
     /* Write the memory image to fd, leaving the domain suspended. */
     int (*vm_save)(struct backend *b, const char *vm, int fd,
-                   unsigned flags, const volatile bool *cancel);
+                   unsigned flags, const atomic_bool *cancel);
     /* Read a memory image from fd into the (created) domain. */
     int (*vm_restore)(struct backend *b, const char *vm, int fd,
-                      const volatile bool *cancel);
+                      const atomic_bool *cancel);
     /* NULL request clears it (the domain becomes "survivable"). */
     int (*vm_set_action_request)(struct backend *b, const char *vm,
                                  const char *request);
@@ -203,7 +204,7 @@ struct backend_ops {
     /* After a received domain was unpaused: wait (honouring cancel) for
      * its guest to run and give the longest stall it saw, in ns. */
     int (*vm_migrate_guest_downtime)(struct backend *b, const char *vm,
-                                     const volatile bool *cancel,
+                                     const atomic_bool *cancel,
                                      uint64_t *ns_r);
     /* Backend-specific diagnostics as a JSON object text (caller frees). */
     char *(*diagnostics)(struct backend *b);

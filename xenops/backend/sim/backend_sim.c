@@ -462,7 +462,7 @@ sim_io_begin_locked(struct sim *s, const char *vm, bool save,
 
 static int
 sim_vm_io(struct sim *s, const char *vm, bool save, int fd,
-          const volatile bool *cancel)
+          const atomic_bool *cancel)
 {
     struct sim_dom *d = NULL, *dead = NULL;
     int rc;
@@ -493,7 +493,7 @@ sim_vm_io(struct sim *s, const char *vm, bool save, int fd,
 
 static int
 sim_vm_save(struct backend *b, const char *vm, int fd, unsigned flags,
-            const volatile bool *cancel)
+            const atomic_bool *cancel)
 {
     int rc;
 
@@ -510,7 +510,7 @@ sim_vm_save(struct backend *b, const char *vm, int fd, unsigned flags,
 
 static int
 sim_vm_restore(struct backend *b, const char *vm, int fd,
-               const volatile bool *cancel)
+               const atomic_bool *cancel)
 {
     int rc;
 

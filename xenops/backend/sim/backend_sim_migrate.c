@@ -115,7 +115,7 @@ backend_sim_migrate_receive(struct backend *b, const char *vm, int fd,
 
 int
 backend_sim_migrate_guest_downtime(struct backend *b, const char *vm,
-                                   const volatile bool *cancel,
+                                   const atomic_bool *cancel,
                                    uint64_t *ns_r)
 {
     struct sim *s = b->priv;

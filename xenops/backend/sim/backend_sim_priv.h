@@ -12,6 +12,7 @@
 #define XENOPS_BACKEND_SIM_PRIV_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -86,7 +87,7 @@ int backend_sim_migrate_receive(struct backend *b, const char *vm, int fd,
                                 const struct backend_migrate_opts *o,
                                 struct backend_migrate_stats *st);
 int backend_sim_migrate_guest_downtime(struct backend *b, const char *vm,
-                                       const volatile bool *cancel,
+                                       const atomic_bool *cancel,
                                        uint64_t *ns_r);
 
 #endif

@@ -174,7 +174,7 @@ mm_crc32c(uint32_t crc, const uint8_t *p, size_t n)
 }
 
 static bool
-mm_cancelled(const volatile bool *cancel)
+mm_cancelled(const atomic_bool *cancel)
 {
     return cancel && *cancel;
 }
@@ -185,7 +185,7 @@ struct mm_io {
     int fd;
     bool sock;
     unsigned timeout_ms;
-    const volatile bool *cancel;    /* checked while a read waits */
+    const atomic_bool *cancel;    /* checked while a read waits */
     bool quiet;                     /* no log, no detail (abort frames) */
     bool broken;                    /* a write failed mid-frame */
 };

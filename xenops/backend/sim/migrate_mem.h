@@ -35,6 +35,7 @@
 #ifndef XENOPS_MIGRATE_MEM_H
 #define XENOPS_MIGRATE_MEM_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -77,7 +78,7 @@ struct migrate_mem_opts {
     bool verify_memory;
     unsigned io_timeout_ms;     /* 0: MIGRATE_MEM_IO_TIMEOUT_MS */
     /* Checked between frames (and while a receive waits); may be NULL. */
-    const volatile bool *cancel;
+    const atomic_bool *cancel;
     /* Sender, mandatory: pause the guest; 0 or an xo_err code. */
     int (*pause)(void *arg);
     void *pause_arg;

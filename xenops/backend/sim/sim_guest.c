@@ -407,14 +407,14 @@ sg_get_le(const uint8_t *p, int bytes)
 }
 
 static bool
-sg_cancelled(const volatile bool *cancel)
+sg_cancelled(const atomic_bool *cancel)
 {
     return cancel && *cancel;
 }
 
 /* Wait until fd is ready for events, or cancel. */
 static int
-sg_wait_fd(int fd, short events, const volatile bool *cancel)
+sg_wait_fd(int fd, short events, const atomic_bool *cancel)
 {
     struct pollfd p = { .fd = fd, .events = events };
 
@@ -431,7 +431,7 @@ sg_wait_fd(int fd, short events, const volatile bool *cancel)
  * MSG_NOSIGNAL so a vanished peer is an error rather than a SIGPIPE. */
 static int
 sg_write_all(int fd, const uint8_t *buf, size_t len,
-             const volatile bool *cancel)
+             const atomic_bool *cancel)
 {
     bool sock = true;
     int rc;
@@ -466,7 +466,7 @@ sg_write_all(int fd, const uint8_t *buf, size_t len,
 }
 
 static int
-sg_read_all(int fd, uint8_t *buf, size_t len, const volatile bool *cancel)
+sg_read_all(int fd, uint8_t *buf, size_t len, const atomic_bool *cancel)
 {
     int rc;
 
@@ -511,7 +511,7 @@ sg_require_paused(struct sim_guest *g, const char *what)
 /* Move the pages through fd in chunks, checking cancel between them. */
 static int
 sg_pages_io(struct sim_guest *g, int fd, bool out,
-            const volatile bool *cancel)
+            const atomic_bool *cancel)
 {
     size_t chunk = (size_t)SIM_GUEST_CHUNK_PAGES * SIM_GUEST_PAGE_SIZE;
     size_t total = g->n_pages * SIM_GUEST_PAGE_SIZE;
@@ -532,7 +532,7 @@ sg_pages_io(struct sim_guest *g, int fd, bool out,
 }
 
 int
-sim_guest_save(struct sim_guest *g, int fd, const volatile bool *cancel)
+sim_guest_save(struct sim_guest *g, int fd, const atomic_bool *cancel)
 {
     uint8_t hdr[SIM_GUEST_HEADER_SIZE] = { 0 };
     int rc;
@@ -584,7 +584,7 @@ sg_check_header(struct sim_guest *g, const uint8_t *hdr)
 }
 
 int
-sim_guest_restore(struct sim_guest *g, int fd, const volatile bool *cancel)
+sim_guest_restore(struct sim_guest *g, int fd, const atomic_bool *cancel)
 {
     uint8_t hdr[SIM_GUEST_HEADER_SIZE];
     int rc;

@@ -24,6 +24,7 @@
 #ifndef XENOPS_SIM_GUEST_H
 #define XENOPS_SIM_GUEST_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -92,7 +93,7 @@ uint64_t sim_guest_checksum(struct sim_guest *g);
  * heartbeat, last tick; little-endian) then every page. cancel (may be
  * NULL) is checked between chunks. Guest must be paused.
  */
-int sim_guest_save(struct sim_guest *g, int fd, const volatile bool *cancel);
+int sim_guest_save(struct sim_guest *g, int fd, const atomic_bool *cancel);
 /*
  * Read an image from fd into the paused guest. A bad magic, page size or
  * page count is XO_EINVAL with a detail, before memory is touched; a short
@@ -100,6 +101,6 @@ int sim_guest_save(struct sim_guest *g, int fd, const volatile bool *cancel);
  * image; on failure memory contents are unspecified.
  */
 int sim_guest_restore(struct sim_guest *g, int fd,
-                      const volatile bool *cancel);
+                      const atomic_bool *cancel);
 
 #endif
