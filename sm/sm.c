@@ -434,11 +434,12 @@ save_lagging(struct sm *sm)
 static void
 release_claim(struct sm *sm, const char *dp, int rc, char **params_r)
 {
-    char *err = xo_err_take_json(rc);
+    struct xo_err_saved saved;
 
+    xo_err_preserve(rc, &saved);
     if (sm_dp_destroy(sm, dp))
         xo_err_clear();
-    xo_err_set_json(rc, err);
+    xo_err_restore(&saved);
     free(*params_r);
     *params_r = NULL;
 }

@@ -732,6 +732,37 @@ test_server_vm_delay(void **state)
     assert_task(run_op(f, &a, NULL), "Completed", "VM_delay 0.01");
 }
 
+/* A cancel wakes VM_delay at once, whenever it lands: before the atom,
+ * while it sleeps (its cancel callback signals it) or in between. */
+static void
+test_server_vm_delay_cancel_wakes(void **state)
+{
+    struct fx *f = *state;
+    struct server_op_args a = { .kind = SERVER_OP_ATOMIC, .vm = VM,
+                                .atomic = ATOM_VM_DELAY, .timeout = 600 };
+    char *id = NULL, *stat;
+    struct task *t;
+
+    assert_int_equal(server_queue_op(f->srv, "test", &a, &id), 0);
+    t = task_find(server_tasks(f->srv), id);
+    assert_non_null(t);
+    for (int i = 0; i < 20000; i++) {
+        stat = task_stat_json(t);
+        if (strstr(stat, "VM_delay 600")) {
+            free(stat);
+            break;
+        }
+        free(stat);
+        usleep(1000);
+    }
+    assert_int_equal(task_cancel(server_tasks(f->srv), id), 0);
+    /* Far less than the 600 s the atom would sleep. */
+    assert_int_equal(task_wait(t, 60), 0);
+    assert_task(task_stat_json(t), "Failed", "Cancelled");
+    task_unref(t);
+    free(id);
+}
+
 /* The SM layer's view: does a datapath of dev exist? */
 static bool
 has_datapath(struct fx *f, const char *dev)
@@ -946,6 +977,8 @@ main(void)
             test_server_set_memory_dynamic_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_set_xsdata, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_server_vm_delay_cancel_wakes,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_vm_delay, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_server_vbd_insert_eject, setup,

@@ -659,12 +659,16 @@ job_run(void *arg)
           op.leaves_total);
     rc = exec_run(&op, plan);
     if (rc) {
-        char *err = xo_err_take_json(rc);
+        struct xo_err_saved saved;
 
-        LOGVM(WARN, job->vm, "task %s failed: %s; rolling back",
-              task_id(job->task), err);
+        /* The atom that failed logged why; the rollback is news. */
+        xo_err_preserve(rc, &saved);
+        LOGVM(INFO, job->vm, "task %s failed; rolling back",
+              task_id(job->task));
+        LOGVM(DEBUG, job->vm, "task %s: %s", task_id(job->task),
+              saved.json);
         exec_rollback(&op);
-        xo_err_set_json(rc, err);
+        rc = xo_err_restore(&saved);
     } else {
         exec_commit(&op);
     }

@@ -151,9 +151,10 @@ run_leaf(struct exec_op *op, const struct atom *a)
     rc = ops->run(op, a);
     if (rc) {
         /* The task keeps its own copy of the error; the caller still
-         * needs the detail on this thread. */
+         * needs the detail on this thread. The atom logged the failure
+         * where it found it: this is the way up. */
         err = xo_err_take_json(rc);
-        LOGVM(WARN, a->vm, "atom '%s' failed: %s", name, err);
+        LOGVM(DEBUG, a->vm, "atom '%s' failed: %s", name, err);
         if (op->task) {
             xo_err_set_json(rc, xstrdup(err));
             task_subtask_end(op->task, idx, rc);

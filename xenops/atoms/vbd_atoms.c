@@ -478,7 +478,7 @@ vbd_atom_insert(struct exec_op *op, const struct atom *a)
     struct model_vbd *vbd = NULL;
     struct backend_vbd_state st;
     struct backend_arg arg = { a->dev, a->text };
-    char *err;
+    struct xo_err_saved saved;
     int rc;
 
     rc = atoms_load_vbd(op, a->vm, a->dev, &vbd);
@@ -507,13 +507,13 @@ vbd_atom_insert(struct exec_op *op, const struct atom *a)
     if (!rc)
         rc = do_activate(op, a->vm, a->dev);
     if (rc) {
-        err = xo_err_take_json(rc);
+        xo_err_preserve(rc, &saved);
         arg.disk_json = NULL;
         if (atoms_update_doc(op, a->vm, backend_fn, &arg)) {
             LOGVM(ERROR, a->vm, "cannot empty VBD '%s' after a failed "
                   "insert", a->dev);
         }
-        xo_err_set_json(rc, err);
+        rc = xo_err_restore(&saved);
         goto out;
     }
     LOGVM(INFO, a->vm, "inserted '%s' into VBD '%s'", a->text, a->dev);

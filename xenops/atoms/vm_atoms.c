@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -370,12 +372,12 @@ vm_atom_rename(struct exec_op *op, const struct atom *a)
         return rc;
     rc = b->ops->vm_rename(b, a->vm, new_id);
     if (rc) {
-        char *err = xo_err_take_json(rc);
+        struct xo_err_saved saved;
 
+        xo_err_preserve(rc, &saved);
         if (vmextra_rename(op->env->store, new_id, a->vm))
             LOGVM(ERROR, a->vm, "cannot undo store rename to '%s'", new_id);
-        xo_err_set_json(rc, err);
-        return rc;
+        return xo_err_restore(&saved);
     }
     if (op->env->updates) {
         updates_remove(op->env->updates, UPDATES_VM, a->vm, NULL);
@@ -479,27 +481,58 @@ vm_atom_shutdown_domain(struct exec_op *op, const struct atom *a)
                                       a->number);
 }
 
+/* A sleep that a cancel cuts short: the task's cancel callback signals
+ * it, so nothing polls the flag. */
+struct delay_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool woken;
+};
+
+static void
+delay_wake(void *arg)
+{
+    struct delay_wait *w = arg;
+
+    pthread_mutex_lock(&w->lock);
+    w->woken = true;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
 /* VM_delay (vm, seconds): sleep, staying cancellable. */
 int
 vm_atom_delay(struct exec_op *op, const struct atom *a)
 {
-    struct timespec step = { 0, 50 * 1000000L };
-    struct timespec start, now;
-    int rc;
+    struct delay_wait w = { .woken = false };
+    pthread_condattr_t ca;
+    struct timespec end;
+    double whole = floor(a->number);
 
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (;;) {
-        if (op->task) {
-            rc = task_check_cancel(op->task);
-            if (rc)
-                return rc;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if ((double)(now.tv_sec - start.tv_sec) +
-                (now.tv_nsec - start.tv_nsec) / 1e9 >= a->number)
-            return 0;
-        nanosleep(&step, NULL);
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w.cond, &ca);
+    pthread_condattr_destroy(&ca);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += (time_t)whole;
+    end.tv_nsec += (long)((a->number - whole) * 1e9);
+    if (end.tv_nsec >= 1000000000L) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000L;
     }
+    if (op->task)
+        task_on_cancel(op->task, delay_wake, &w);
+    pthread_mutex_lock(&w.lock);
+    while (!w.woken &&
+           pthread_cond_timedwait(&w.cond, &w.lock, &end) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&w.lock);
+    if (op->task)
+        task_on_cancel_remove(op->task, delay_wake, &w);
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    return op->task ? task_check_cancel(op->task) : 0;
 }
 
 /* A missing optional backend operation: Unimplemented, logged once here. */

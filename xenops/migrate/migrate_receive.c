@@ -270,7 +270,7 @@ receive_fail(struct receive *r, int rc)
     if (r->stage == RECEIVE_C)
         migrate_hs_error(r->fd, rc);
     migrate_journal_drop(r->m, r->marker);
-    LOGVM(WARN, r->id, "receive failed: %s", xo_strerror(rc));
+    LOGVM(DEBUG, r->id, "receive failed: %s", xo_strerror(rc));
     task_fail(r->task, xo_err_take_json(rc));
 }
 

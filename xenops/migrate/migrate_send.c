@@ -559,7 +559,7 @@ send_fail(struct migrate_send *s, int rc)
     if (s->marker && !s->unknown)
         migrate_journal_drop(s->m, s->marker);
     rc = xo_err_restore(&saved);
-    LOGVM(WARN, s->vm, "migration failed: %s", xo_strerror(rc));
+    LOGVM(DEBUG, s->vm, "migration failed: %s", xo_strerror(rc));
     task_fail(s->task, xo_err_take_json(rc));
 }
 
