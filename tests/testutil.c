@@ -19,6 +19,7 @@
 #include "rpc/rpc.h"
 #include "testutil.h"
 #include "util/errors.h"
+#include "util/http.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -26,10 +27,7 @@
 int64_t
 testutil_now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return http_now_ms();
 }
 
 void

@@ -937,16 +937,55 @@ out:
     return rc;
 }
 
+/* POST body to the URL on fd and read the whole reply body. */
+static int
+rpc_exchange(int fd, const struct migrate_url *u, const char *body,
+             int64_t deadline, char **reply_r, size_t *len_r)
+{
+    char *target, *hdrs, *req, *head = NULL, *reply = NULL;
+    size_t clen = 0;
+    bool has_len = false;
+    int rc;
+
+    target = xasprintf("%s%s%s", u->path, u->query[0] ? "?" : "",
+                       u->query);
+    hdrs = xasprintf("Content-Type: application/json\r\nContent-Length: "
+                     "%zu\r\nConnection: close\r\n", strlen(body));
+    req = http_request_head("POST", target, u->host, hdrs);
+    rc = http_send_all(fd, req, strlen(req), deadline);
+    if (!rc)
+        rc = http_send_all(fd, body, strlen(body), deadline);
+    if (!rc)
+        rc = read_head(fd, deadline, &head);
+    if (!rc && (head_status(head, RPC_REPLY_MAX, &clen, &has_len) != 200 ||
+                !has_len))
+        rc = XO_EIO;
+    if (!rc) {
+        reply = xmalloc(clen + 1);
+        rc = http_recv_exact(fd, reply, clen, deadline);
+    }
+    if (!rc) {
+        reply[clen] = '\0';
+        *reply_r = reply;
+        *len_r = clen;
+        reply = NULL;
+    }
+    free(reply);
+    free(head);
+    free(req);
+    free(hdrs);
+    free(target);
+    return rc;
+}
+
 int
 migrate_http_rpc(const struct migrate_url *u, const char *method,
                  const char *params_json, int timeout_ms, char **result_r,
                  char **error_r)
 {
     int64_t deadline = http_now_ms() + timeout_ms;
-    char *body = NULL, *req = NULL, *head = NULL;
-    char *reply = NULL, *target = NULL, *hdrs = NULL;
-    size_t clen = 0;
-    bool has_len = false;
+    char *body = NULL, *reply = NULL;
+    size_t len = 0;
     yajl_val t = NULL, res, err;
     int fd = -1, rc;
 
@@ -961,53 +1000,28 @@ migrate_http_rpc(const struct migrate_url *u, const char *method,
     rc = migrate_http_connect(u, timeout_ms, &fd);
     if (rc)
         goto out;
-    target = xasprintf("%s%s%s", u->path, u->query[0] ? "?" : "",
-                       u->query);
-    hdrs = xasprintf("Content-Type: application/json\r\nContent-Length: "
-                     "%zu\r\nConnection: close\r\n", strlen(body));
-    req = http_request_head("POST", target, u->host, hdrs);
-    rc = http_send_all(fd, req, strlen(req), deadline);
+    rc = rpc_exchange(fd, u, body, deadline, &reply, &len);
     if (!rc)
-        rc = http_send_all(fd, body, strlen(body), deadline);
-    if (!rc)
-        rc = read_head(fd, deadline, &head);
-    if (rc)
-        goto io;
-    if (head_status(head, RPC_REPLY_MAX, &clen, &has_len) != 200 ||
-        !has_len) {
-        rc = XO_EIO;
-        goto io;
+        rc = json_parse(reply, len, &t);
+    if (rc) {
+        LOG(ERROR, "remote call '%s' to '%s:%s' failed", method, u->host,
+            u->port);
+        rc = xo_err_internal_code(XO_EIO, "remote call %s to %s:%s failed",
+                                  method, u->host, u->port);
+        goto out;
     }
-    reply = xmalloc(clen + 1);
-    rc = http_recv_exact(fd, reply, clen, deadline);
-    if (rc)
-        goto io;
-    reply[clen] = '\0';
-    rc = json_parse(reply, clen, &t);
-    if (rc)
-        goto io;
     res = json_get(t, "result");
     err = json_get(t, "error");
     if (err && !YAJL_IS_NULL(err))
         *error_r = json_tree_to_string(err);
     else
         *result_r = res ? json_tree_to_string(res) : xstrdup("null");
-    goto out;
-io:
-    LOG(ERROR, "remote call '%s' to '%s:%s' failed", method, u->host,
-        u->port);
-    rc = xo_err_internal_code(XO_EIO, "remote call %s to %s:%s failed",
-                              method, u->host, u->port);
 out:
     if (fd >= 0)
         close(fd);
     yajl_tree_free(t);
     free(body);
-    free(req);
-    free(head);
     free(reply);
-    free(target);
-    free(hdrs);
     return rc;
 }
 

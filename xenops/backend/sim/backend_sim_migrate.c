@@ -54,12 +54,13 @@ sim_mig_progress(const struct migrate_mem_progress *p, void *arg)
     o->progress(&bp, o->progress_arg);
 }
 
-int
-backend_sim_migrate_send(struct backend *b, const char *vm, int fd,
-                         const struct backend_migrate_opts *o,
-                         struct backend_migrate_stats *st)
+/* Run one side of the stream on vm's guest, holding a reference on the
+ * domain meanwhile. */
+static int
+sim_mig_stream(struct sim *s, const char *vm, int fd, bool send,
+               const struct backend_migrate_opts *o,
+               struct backend_migrate_stats *st)
 {
-    struct sim *s = b->priv;
     struct migrate_mem_opts mo;
     struct migrate_mem_stats ms;
     struct sim_dom *d = NULL;
@@ -72,38 +73,18 @@ backend_sim_migrate_send(struct backend *b, const char *vm, int fd,
     if (rc)
         return rc;
     sim_mig_opts(o, &mo);
-    if (o->progress) {
+    if (send && o->progress) {
         mo.progress = sim_mig_progress;
         mo.progress_arg = (void *)o;
     }
-    rc = migrate_mem_send(d->guest, fd, &mo, &ms);
+    if (send) {
+        rc = migrate_mem_send(d->guest, fd, &mo, &ms);
+    } else {
+        mo.pause = NULL;
+        rc = migrate_mem_receive(d->guest, fd, &mo, &ms);
+    }
     sim_mig_stats(&ms, st);
-    backend_sim_dom_put(s, d);
-    return rc;
-}
-
-int
-backend_sim_migrate_receive(struct backend *b, const char *vm, int fd,
-                            const struct backend_migrate_opts *o,
-                            struct backend_migrate_stats *st)
-{
-    struct sim *s = b->priv;
-    struct migrate_mem_opts mo;
-    struct migrate_mem_stats ms;
-    struct sim_dom *d = NULL;
-    int rc;
-
-    memset(st, 0, sizeof(*st));
-    rc = ids_check_vm(vm);
-    if (!rc)
-        rc = backend_sim_dom_get(s, vm, &d);
-    if (rc)
-        return rc;
-    sim_mig_opts(o, &mo);
-    mo.pause = NULL;
-    rc = migrate_mem_receive(d->guest, fd, &mo, &ms);
-    sim_mig_stats(&ms, st);
-    if (!rc) {
+    if (!rc && !send) {
         pthread_mutex_lock(&s->lock);
         d->received = true;
         d->received_heartbeat = ms.heartbeat;
@@ -111,6 +92,22 @@ backend_sim_migrate_receive(struct backend *b, const char *vm, int fd,
     }
     backend_sim_dom_put(s, d);
     return rc;
+}
+
+int
+backend_sim_migrate_send(struct backend *b, const char *vm, int fd,
+                         const struct backend_migrate_opts *o,
+                         struct backend_migrate_stats *st)
+{
+    return sim_mig_stream(b->priv, vm, fd, true, o, st);
+}
+
+int
+backend_sim_migrate_receive(struct backend *b, const char *vm, int fd,
+                            const struct backend_migrate_opts *o,
+                            struct backend_migrate_stats *st)
+{
+    return sim_mig_stream(b->priv, vm, fd, false, o, st);
 }
 
 int
