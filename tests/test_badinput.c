@@ -330,13 +330,9 @@ struct raw_reply {
 static int
 raw_connect(const char *path)
 {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = testutil_unix_connect(path);
 
     assert_true(fd >= 0);
-    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
-    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)),
-                     0);
     return fd;
 }
 

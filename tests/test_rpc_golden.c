@@ -351,7 +351,6 @@ static void
 http_post(const char *sock, const char *content_type, const char *body,
           size_t len, struct http_reply *reply)
 {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
     struct timeval tv = { .tv_sec = GUARD_SEC };
     size_t cap = 4096, n = 0, head_len;
     char *buf = xmalloc(cap);
@@ -360,11 +359,9 @@ http_post(const char *sock, const char *content_type, const char *body,
     int fd;
 
     memset(reply, 0, sizeof(*reply));
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = testutil_unix_connect(sock);
     assert_true(fd >= 0);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    xstrlcpy(addr.sun_path, sock, sizeof(addr.sun_path));
-    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
     head = xasprintf("POST / HTTP/1.1\r\nHost: localhost\r\n%s%s%s"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
                      content_type ? "Content-Type: " : "",

@@ -44,6 +44,10 @@ void testutil_sleep_ms(long ms);
 bool testutil_wait_heartbeat(struct sim_guest *g, uint64_t target,
                              int limit_ms);
 
+/* A connected stream socket to the Unix socket path, or -1 (errno set):
+ * for tests that write raw HTTP. */
+int testutil_unix_connect(const char *path);
+
 /* Deadlock guards only: nothing is expected to come near them. */
 #define TESTUTIL_GUARD_MS 30000
 #define TESTUTIL_CALL_TIMEOUT_MS 20000
