@@ -143,8 +143,8 @@ client_step(void *arg)
     int rc;
 
     rc = testutil_daemon_call(&c->d->h, "VM.list",
-                            "{\"debug_info\":\"client\",\"unit\":null}",
-                            &res, &err);
+                              "{\"debug_info\":\"client\",\"unit\":null}",
+                              &res, &err);
     if (rc == 0 && res && json_parse(res, strlen(res), &t) == 0)
         same = json_equal(t, c->d->baseline);
     pthread_mutex_lock(&c->loop.lock);
@@ -246,7 +246,7 @@ begin(void **state)
     free(p);
     assert_int_equal(testutil_daemon_call_json(&d->h, "VBD.add", vbd, NULL), 0);
     assert_int_equal(testutil_daemon_call_json(&d->h, "VM.list", VM_LIST,
-                                             &d->baseline), 0);
+                                               &d->baseline), 0);
     assert_int_equal(json_array_len(d->baseline), 1);
 
     c = xcalloc(1, sizeof(*c));

@@ -78,7 +78,7 @@ testutil_wait_heartbeat(struct sim_guest *g, uint64_t target, int limit_ms)
 
 static int
 testutil_daemon_rm_one(const char *path, const struct stat *st, int flag,
-                     struct FTW *ftw)
+                       struct FTW *ftw)
 {
     (void)st;
     (void)flag;
@@ -133,7 +133,7 @@ testutil_daemon_show_log(const struct testutil_daemon *d)
 /* The child: never returns. */
 static void
 testutil_daemon_exec(const struct testutil_daemon *d, pid_t parent,
-                   const char *bin, const char **argv)
+                     const char *bin, const char **argv)
 {
     sigset_t none;
 
@@ -153,7 +153,7 @@ testutil_daemon_exec(const struct testutil_daemon *d, pid_t parent,
 
 int
 testutil_daemon_start(struct testutil_daemon *d,
-                    const struct testutil_daemon_opts *o)
+                      const struct testutil_daemon_opts *o)
 {
     const char *top = getenv("top_builddir");
     const char *parent_dir = o->parent_dir ? o->parent_dir : "/tmp";
@@ -278,7 +278,7 @@ testutil_daemon_wait_ready(const struct testutil_daemon *d, int timeout_ms)
 
 int
 testutil_daemon_call(const struct testutil_daemon *d, const char *method,
-                   const char *params, char **result_r, char **error_r)
+                     const char *params, char **result_r, char **error_r)
 {
     return rpc_call(d->sock, method, params, TESTUTIL_CALL_TIMEOUT_MS,
                     result_r, error_r);
@@ -286,7 +286,7 @@ testutil_daemon_call(const struct testutil_daemon *d, const char *method,
 
 int
 testutil_daemon_call_json(const struct testutil_daemon *d, const char *method,
-                        const char *params, yajl_val *result_r)
+                          const char *params, yajl_val *result_r)
 {
     char *res = NULL, *err = NULL;
     yajl_val t = NULL;
@@ -355,8 +355,8 @@ testutil_daemon_shutdown(struct testutil_daemon *d, int *status_r)
     int rc;
 
     rc = testutil_daemon_call(d, "DEBUG.shutdown",
-                            "{\"debug_info\":\"test\",\"unit\":null}", &res,
-                            &err);
+                              "{\"debug_info\":\"test\",\"unit\":null}", &res,
+                              &err);
     if (rc) {
         LOG(ERROR, "DEBUG.shutdown failed: %s", xo_strerror(rc));
         goto out;
@@ -416,7 +416,7 @@ testutil_daemon_loop_main(void *arg)
 
 int
 testutil_daemon_loop_start(struct testutil_daemon_loop *l,
-                         bool (*step)(void *arg), void *arg)
+                           bool (*step)(void *arg), void *arg)
 {
     int r;
 

@@ -4,8 +4,9 @@
  * waiting for a simulated guest's heartbeat), and running the real
  * xenopsd-c binary for an end-to-end test or a bench (testutil_daemon_*).
  *
- * testutil_daemon_* run the real xenopsd-c binary. It owns one temporary directory per daemon (an empty config file,
- * the sockets path and the database path inside it), the daemon's process
+ * testutil_daemon_* run the real xenopsd-c binary. It owns one temporary
+ * directory per daemon (an empty config file, the sockets path and the
+ * database path inside it), the daemon's process
  * and the calls that start, wait for, stop and remove them. It does not
  * own what a caller does with the daemon: calls that must succeed or fail
  * are the caller's assertions. No cmocka here, so the bench links it too.
@@ -85,7 +86,7 @@ struct testutil_daemon_opts {
  * directory name does not fit, or XO_EIO.
  */
 int testutil_daemon_start(struct testutil_daemon *d,
-                        const struct testutil_daemon_opts *o);
+                          const struct testutil_daemon_opts *o);
 
 /* Start with the defaults but the directory name, and wait for the socket
  * within the guard. 0, or an error after cleaning up whatever started. */
@@ -94,24 +95,26 @@ int testutil_daemon_spawn(struct testutil_daemon *d, const char *name);
 /* Wait up to timeout_ms for the socket to accept a connection. 0, or
  * XO_EFAIL if the daemon exited first (left for cleanup to reap), or
  * XO_ETIMEDOUT. */
-int testutil_daemon_wait_ready(const struct testutil_daemon *d, int timeout_ms);
+int testutil_daemon_wait_ready(const struct testutil_daemon *d,
+                               int timeout_ms);
 
 /* rpc_call on the daemon's socket with TESTUTIL_CALL_TIMEOUT_MS: the
  * same results and ownership (*result_r or *error_r, caller frees). */
 int testutil_daemon_call(const struct testutil_daemon *d, const char *method,
-                       const char *params, char **result_r, char **error_r);
+                         const char *params, char **result_r, char **error_r);
 
 /* A call that must succeed: 0 and its parsed result in *result_r (may be
  * NULL; else freed with yajl_tree_free), or the transport's error, XO_EFAIL
  * for an error reply, XO_EINVAL for a result that is not JSON. */
-int testutil_daemon_call_json(const struct testutil_daemon *d, const char *method,
-                            const char *params, yajl_val *result_r);
+int testutil_daemon_call_json(const struct testutil_daemon *d,
+                              const char *method, const char *params,
+                              yajl_val *result_r);
 
 /* Wait up to timeout_ms (0: just look) for the daemon to exit. 0 and its
  * wait status in *status_r (may be NULL), pid then -1; XO_ETIMEDOUT if it
  * still runs; XO_EFAIL if there is no such child. */
 int testutil_daemon_reap(struct testutil_daemon *d, int timeout_ms,
-                       int *status_r);
+                         int *status_r);
 
 /* DEBUG.shutdown, which must answer null, then reap within the guard.
  * 0 and the wait status in *status_r; otherwise an error and the daemon
@@ -144,7 +147,7 @@ struct testutil_daemon_loop {
 /* Initialise lock and cond and start the thread. 0, or XO_EFAIL (nothing
  * left to stop). */
 int testutil_daemon_loop_start(struct testutil_daemon_loop *l,
-                             bool (*step)(void *arg), void *arg);
+                               bool (*step)(void *arg), void *arg);
 /* Let the current step finish, join the thread, destroy lock and cond. */
 void testutil_daemon_loop_stop(struct testutil_daemon_loop *l);
 

@@ -898,7 +898,8 @@ m_host_set_feature(void *ctx, const struct rpc_request *req, char **res)
     else
         return xo_err_internal_code(XO_EINVAL, "argument 'value' must be "
                                     "true or false");
-    return admin_set_feature(server_admin(SRV(ctx)), name, value, req->peer_uid, res);
+    return admin_set_feature(server_admin(SRV(ctx)), name, value,
+                             req->peer_uid, res);
 }
 
 /* SR.set_attach_early {debug_info, id, value: "auto" | "never"} */
@@ -910,8 +911,8 @@ m_sr_set_attach_early(void *ctx, const struct rpc_request *req, char **res)
 
     if (!rc)
         rc = arg_str(req, "value", &value);
-    return rc ? rc : admin_sr_set_attach_early(server_admin(SRV(ctx)), id, value,
-                                               req->peer_uid);
+    return rc ? rc : admin_sr_set_attach_early(server_admin(SRV(ctx)), id,
+                                               value, req->peer_uid);
 }
 
 /* VM.migration_stats {debug_info, id}: the last migration of the VM. */

@@ -156,18 +156,28 @@ out:
     return rc;
 }
 
-/* Read fd whole into *buf_r, at most max bytes; shown names the file. */
+/* Read fd whole into *buf_r, at most max bytes; shown names the file.
+ * The buffer starts at the size fstat saw (hint) and grows only if the
+ * file does: the bound is often far larger than the file, and a read per
+ * RPC must not allocate the bound. */
 static int
-read_bounded(int fd, const char *shown, size_t max, char **buf_r,
-             size_t *len_r)
+read_bounded(int fd, const char *shown, size_t max, size_t hint,
+             char **buf_r, size_t *len_r)
 {
-    char *buf = xmalloc(max + 2);
+    size_t cap = (hint < max ? hint : max) + 1;
+    char *buf = xmalloc(cap + 1);
     size_t len = 0;
     int rc = 0;
 
     for (;;) {
-        ssize_t n = read(fd, buf + len, max + 1 - len);
+        ssize_t n;
 
+        if (len == cap) {
+            /* One byte past the bound shows a file over it. */
+            cap = cap > (max + 1) / 2 ? max + 1 : cap * 2;
+            buf = xrealloc(buf, cap + 1);
+        }
+        n = read(fd, buf + len, cap - len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -227,7 +237,7 @@ read_file(int dirfd, const char *name, const char *shown, int flags,
                                   shown);
         goto out;
     }
-    rc = read_bounded(fd, shown, max, data_r, &len);
+    rc = read_bounded(fd, shown, max, (size_t)st.st_size, data_r, &len);
     if (!rc && len_r)
         *len_r = len;
 out:
