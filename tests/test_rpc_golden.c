@@ -31,6 +31,7 @@
 #include <sys/time.h>
 #include <sys/un.h>
 
+#include "admin.h"
 #include "config.h"
 #include "migrate/migrate.h"
 #include "rpc/rpc.h"
@@ -63,6 +64,7 @@ struct golden {
     struct rpc_server *rpc;
     struct rpc_methods_ctx mctx;
     struct migrate *mig;
+    struct admin *adm;
     struct golden_var vars[MAX_VARS];
     size_t n_vars;
 };
@@ -299,6 +301,7 @@ golden_server_start(struct golden *g)
 {
     struct rpc_server_config rcfg;
     struct migrate_deps md;
+    struct admin_deps ad;
     uid_t uids[2] = { 0, getuid() };
     char *srs = xasprintf(SR3 ":3.0:1:1," SR1 ":1.0:1:1");
 
@@ -315,11 +318,17 @@ golden_server_start(struct golden *g)
     assert_int_equal(server_new(&g->cfg, NULL, &g->srv), 0);
     /* No shutdown callback: DEBUG.shutdown is answered, nothing stops. */
     g->mctx.srv = g->srv;
-    /* Wired as main does, so VM.migrate checks its arguments. */
+    /* Wired as main does (VM.migrate checks its arguments, HOST.stat has
+     * its extension). */
+    server_admin_deps(g->srv, &ad);
+    g->adm = admin_new(&ad);
+    g->mctx.admin = g->adm;
     server_migrate_deps(g->srv, &md);
     md.methods = rpc_methods_table;
     md.n_methods = rpc_methods_count;
     md.methods_ctx = &g->mctx;
+    md.note_migration = admin_note_migration_cb;
+    md.note_ctx = g->adm;
     assert_int_equal(migrate_new(&md, &g->mig), 0);
     g->mctx.mig = g->mig;
     memset(&rcfg, 0, sizeof(rcfg));
@@ -799,6 +808,7 @@ golden_teardown(void **state)
 
     rpc_server_stop(g->rpc);
     migrate_free(g->mig);
+    admin_free(g->adm);
     server_free(g->srv);
     config_dispose(&g->cfg);
     remove_tree(g->tmpdir);

@@ -514,7 +514,7 @@ test_server_host_stat(void **state)
     yajl_val v, cpu;
 
     server_set_cpuinfo_path(f->srv, path);
-    assert_int_equal(server_host_stat(f->srv, &text), 0);
+    assert_int_equal(server_host_stat(f->srv, NULL, &text), 0);
     v = server_fixture_parse(text);
     cpu = json_get(v, "cpu_info");
     assert_json_field(cpu, "cpu_count", "8");
@@ -541,7 +541,7 @@ test_server_host_stat(void **state)
     free(text);
     /* Without the file the CPUs are still counted. */
     server_set_cpuinfo_path(f->srv, "/nonexistent/cpuinfo");
-    assert_int_equal(server_host_stat(f->srv, &text), 0);
+    assert_int_equal(server_host_stat(f->srv, NULL, &text), 0);
     v = server_fixture_parse(text);
     assert_true(json_get(json_get(v, "cpu_info"), "cpu_count")->u.number.i
                 >= 1);

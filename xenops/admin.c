@@ -427,3 +427,9 @@ admin_migration_stats(struct admin *a, const char *vm, char **json_r)
     free(text);
     return 0;
 }
+
+void
+admin_note_migration_cb(void *admin, const char *vm, const char *task_id)
+{
+    admin_note_migration(admin, vm, task_id);
+}

@@ -84,6 +84,10 @@ char *admin_host_json(struct admin *a);
 void admin_note_migration(struct admin *a, const char *vm,
                           const char *task_id);
 
+/* admin_note_migration for migrate_deps.note_migration (ctx = admin). */
+void admin_note_migration_cb(void *admin, const char *vm,
+                             const char *task_id);
+
 /*
  * VM.migration_stats: the last migration of vm noted here, as
  * {"vm", "task", "dbg", "state": "Pending"|"Completed"|"Failed",

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "config.h"
 #include "migrate/migrate.h"
 #include "rpc/rpc.h"
@@ -73,6 +74,8 @@ main(int argc, char **argv)
     struct config cfg;
     struct server *srv = NULL;
     struct migrate *mig = NULL;
+    struct admin *adm = NULL;
+    struct admin_deps adeps;
     struct migrate_deps mdeps;
     struct rpc_server *rpc = NULL;
     struct rpc_server_config rcfg;
@@ -157,8 +160,11 @@ main(int argc, char **argv)
         LOG(ERROR, "cannot start the server");
         goto out;
     }
+    server_admin_deps(srv, &adeps);
+    adm = admin_new(&adeps);
     memset(&mctx, 0, sizeof(mctx));
     mctx.srv = srv;
+    mctx.admin = adm;
     mctx.shutdown = on_debug_shutdown;
     mctx.shutdown_opaque = NULL;
     memset(&rcfg, 0, sizeof(rcfg));
@@ -180,6 +186,8 @@ main(int argc, char **argv)
     mdeps.methods = rpc_methods_table;
     mdeps.n_methods = rpc_methods_count;
     mdeps.methods_ctx = &mctx;
+    mdeps.note_migration = admin_note_migration_cb;
+    mdeps.note_ctx = adm;
     if (migrate_new(&mdeps, &mig)) {
         LOG(ERROR, "cannot start the migration receiver");
         goto out;
@@ -200,8 +208,10 @@ main(int argc, char **argv)
 out:
     if (rpc)
         rpc_server_stop(rpc);
-    /* Before the server: migrations use its pools and records. */
+    /* Before the server: migrations use its pools and records, and admin
+     * holds references to its tasks. */
     migrate_free(mig);
+    admin_free(adm);
     server_free(srv);
     free(uids);
     free(sock);

@@ -265,12 +265,6 @@ server_new(const struct config *cfg, struct backend *backend,
     srv->pool_parallel = queue_pool_new("parallel", n);
     srv->pool_nested = queue_pool_new("nested", n);
     srv->pool_receive = queue_pool_new("receive", n);
-    {
-        struct admin_deps ad = { cfg, srv->srs, srv->tasks, srv,
-                                 admin_legacy_get, admin_legacy_set };
-
-        srv->admin = admin_new(&ad);
-    }
     srv->env.store = srv->store;
     srv->env.backend = srv->backend;
     srv->env.sm = srv->sm;
@@ -303,8 +297,6 @@ server_free(struct server *srv)
         queue_pool_free(srv->pool_parallel);
     if (srv->pool_nested)
         queue_pool_free(srv->pool_nested);
-    /* Holds task references: before the task registry. */
-    admin_free(srv->admin);
     if (srv->tasks)
         task_registry_free(srv->tasks);
     if (srv->updates)
@@ -325,10 +317,16 @@ server_sm(struct server *srv)
     return srv->sm;
 }
 
-struct admin *
-server_admin(struct server *srv)
+void
+server_admin_deps(struct server *srv, struct admin_deps *d)
 {
-    return srv->admin;
+    memset(d, 0, sizeof(*d));
+    d->cfg = srv->cfg;
+    d->srs = srv->srs;
+    d->tasks = srv->tasks;
+    d->ctx = srv;
+    d->get_legacy = admin_legacy_get;
+    d->set_legacy = admin_legacy_set;
 }
 
 struct backend *
@@ -408,12 +406,6 @@ mig_vm_view_dispose(void *ctx, struct expand_vm *vm)
     memset(vm, 0, sizeof(*vm));
 }
 
-static void
-mig_note_migration(void *ctx, const char *vm, const char *task_id)
-{
-    admin_note_migration(((struct server *)ctx)->admin, vm, task_id);
-}
-
 void
 server_migrate_deps(struct server *srv, struct migrate_deps *d)
 {
@@ -430,7 +422,6 @@ server_migrate_deps(struct server *srv, struct migrate_deps *d)
     d->legacy = mig_legacy;
     d->vm_view_load = mig_vm_view_load;
     d->vm_view_dispose = mig_vm_view_dispose;
-    d->note_migration = mig_note_migration;
 }
 
 /* ---- operations ---- */

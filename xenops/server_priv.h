@@ -33,8 +33,6 @@ struct server {
     const char *cpuinfo_path;
     /* SRs registered with this daemon (sm/sr.c). */
     struct sr_registry *srs;
-    /* Runtime flags, last migrations (admin.c). */
-    struct admin *admin;
 };
 
 /* What the expansions need from a VM's records, read now: VBDs in store

@@ -14,7 +14,6 @@
 
 #include <yajl/yajl_gen.h>
 
-#include "admin.h"
 #include "atoms/atom.h"
 #include "atoms/exec.h"
 #include "backend/backend.h"
@@ -747,12 +746,11 @@ gen_cpu_info(yajl_gen g, const struct cpuinfo *ci, const char *features)
 }
 
 int
-server_host_stat(struct server *srv, char **json_r)
+server_host_stat(struct server *srv, const char *ext_json, char **json_r)
 {
     struct backend *b = srv->backend;
     struct backend_host_info hi;
     struct cpuinfo ci;
-    char *ext;
     yajl_gen g;
     int rc;
 
@@ -782,10 +780,10 @@ server_host_stat(struct server *srv, char **json_r)
     json_gen_bool(g, hi.hvm);
     yajl_gen_map_close(g);
     /* Extension: xapi's Host.t decoder ignores extra members. */
-    json_gen_str(g, "xenops_c");
-    ext = admin_host_json(srv->admin);
-    json_gen_raw(g, ext);
-    free(ext);
+    if (ext_json) {
+        json_gen_str(g, "xenops_c");
+        json_gen_raw(g, ext_json);
+    }
     yajl_gen_map_close(g);
     *json_r = json_gen_take(g);
     cpuinfo_dispose(&ci);

@@ -92,8 +92,11 @@ struct migrate_deps {
      * with vm_view_dispose. */
     int (*vm_view_load)(void *ctx, const char *id, struct expand_vm *vm_r);
     void (*vm_view_dispose)(void *ctx, struct expand_vm *vm);
-    /* Remember task_id as vm's last migration (VM.migration_stats). */
-    void (*note_migration)(void *ctx, const char *vm, const char *task_id);
+    /* Remember task_id as vm's last migration (VM.migration_stats), with
+     * note_ctx (admin's); may be NULL. */
+    void (*note_migration)(void *note_ctx, const char *vm,
+                           const char *task_id);
+    void *note_ctx;
 };
 
 struct migrate;

@@ -323,7 +323,9 @@ migrate_receive(struct migrate *m, const struct migrate_receive_args *a)
     r.task = task_create(m->deps.tasks, a->dbg ? a->dbg
                                                 : "VM.receive_memory");
     /* VM.migration_stats on this host then shows the receive too. */
-    m->deps.note_migration(m->deps.ctx, r.final_id, task_id(r.task));
+    if (m->deps.note_migration)
+        m->deps.note_migration(m->deps.note_ctx, r.final_id,
+                               task_id(r.task));
     pthread_mutex_init(&r.lock, NULL);
     pthread_cond_init(&r.cond, NULL);
     if (migrate_http_send_ok(a->fd)) {

@@ -24,6 +24,7 @@
 
 #define SRV(ctx) (((struct rpc_methods_ctx *)(ctx))->srv)
 #define MIG(ctx) (((struct rpc_methods_ctx *)(ctx))->mig)
+#define ADM(ctx) (((struct rpc_methods_ctx *)(ctx))->admin)
 
 /* ---- argument decoding ---- */
 
@@ -229,7 +230,11 @@ m_task_list(void *ctx, const struct rpc_request *req, char **res)
 static int
 m_host_stat(void *ctx, const struct rpc_request *req, char **res)
 {
-    return server_host_stat(SRV(ctx), res);
+    char *ext = admin_host_json(ADM(ctx));
+    int rc = server_host_stat(SRV(ctx), ext, res);
+
+    free(ext);
+    return rc;
 }
 
 static int
@@ -621,7 +626,7 @@ m_vm_migrate(void *ctx, const struct rpc_request *req, char **res)
         return xo_err_internal("live migration is not ready yet");
     rc = migrate_queue_send(MIG(ctx), arg_dbg(req), &a, &task);
     if (!rc)
-        admin_note_migration(server_admin(SRV(ctx)), a.vm, task);
+        admin_note_migration(ADM(ctx), a.vm, task);
     if (!rc)
         *res = json_string(task);
     free(task);
@@ -874,7 +879,7 @@ m_debug_shutdown(void *ctx, const struct rpc_request *req, char **res)
 static int
 m_host_get_features(void *ctx, const struct rpc_request *req, char **res)
 {
-    *res = admin_features_json(server_admin(SRV(ctx)));
+    *res = admin_features_json(ADM(ctx));
     return 0;
 }
 
@@ -898,7 +903,7 @@ m_host_set_feature(void *ctx, const struct rpc_request *req, char **res)
     else
         return xo_err_internal_code(XO_EINVAL, "argument 'value' must be "
                                     "true or false");
-    return admin_set_feature(server_admin(SRV(ctx)), name, value,
+    return admin_set_feature(ADM(ctx), name, value,
                              req->peer_uid, res);
 }
 
@@ -911,7 +916,7 @@ m_sr_set_attach_early(void *ctx, const struct rpc_request *req, char **res)
 
     if (!rc)
         rc = arg_str(req, "value", &value);
-    return rc ? rc : admin_sr_set_attach_early(server_admin(SRV(ctx)), id,
+    return rc ? rc : admin_sr_set_attach_early(ADM(ctx), id,
                                                value, req->peer_uid);
 }
 
@@ -922,7 +927,7 @@ m_vm_migration_stats(void *ctx, const struct rpc_request *req, char **res)
     const char *id;
     int rc = arg_vm(req, "id", &id);
 
-    return rc ? rc : admin_migration_stats(server_admin(SRV(ctx)), id, res);
+    return rc ? rc : admin_migration_stats(ADM(ctx), id, res);
 }
 
 const struct rpc_method rpc_methods_table[] = {

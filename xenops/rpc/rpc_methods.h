@@ -12,12 +12,14 @@
 
 #include "rpc/rpc.h"
 
+struct admin;
 struct migrate;
 struct server;
 
 /* The ctx handed to every handler. */
 struct rpc_methods_ctx {
     struct server *srv;
+    struct admin *admin;
     struct migrate *mig;        /* NULL until live migration is up */
     /* DEBUG.shutdown: asks the daemon to exit (called once). */
     void (*shutdown)(void *opaque);
