@@ -32,12 +32,12 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
-#include "../tests/daemon_helper.h"
-#include "errors.h"
-#include "json.h"
-#include "log.h"
-#include "rpc.h"
-#include "xalloc.h"
+#include "../tests/testutil.h"
+#include "rpc/rpc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define BENCH_MAX_CLIENTS 8
 #define BENCH_START_GUARD_MS 30000
@@ -51,7 +51,7 @@ struct bench_opts {
 
 /* The one daemon and directory; cleanup may run from the signal thread. */
 static pthread_mutex_t bench_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct daemon_helper bench_daemon;
+static struct testutil_daemon bench_daemon;
 
 static int64_t
 bench_now_ns(void)
@@ -67,8 +67,8 @@ static void
 bench_cleanup(void)
 {
     pthread_mutex_lock(&bench_lock);
-    daemon_helper_kill(&bench_daemon, SIGKILL);
-    daemon_helper_cleanup(&bench_daemon);
+    testutil_daemon_kill(&bench_daemon, SIGKILL);
+    testutil_daemon_cleanup(&bench_daemon);
     pthread_mutex_unlock(&bench_lock);
 }
 
@@ -118,7 +118,7 @@ bench_spawn(const char *daemon)
 {
     static const char *const extra[] = { "--loglevel", "warn", NULL };
     /* The database on tmpfs, as xenopsd keeps it on real hosts. */
-    const struct daemon_helper_opts o = {
+    const struct testutil_daemon_opts o = {
         .bin = daemon,
         .parent_dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp",
         .name = "xenops-bench",
@@ -130,10 +130,10 @@ bench_spawn(const char *daemon)
     /* Under the lock, so that a signal's cleanup finds the daemon and its
      * directory either not yet there or recorded. */
     pthread_mutex_lock(&bench_lock);
-    rc = daemon_helper_start(&bench_daemon, &o);
+    rc = testutil_daemon_start(&bench_daemon, &o);
     pthread_mutex_unlock(&bench_lock);
     if (!rc)
-        rc = daemon_helper_wait_ready(&bench_daemon, BENCH_START_GUARD_MS);
+        rc = testutil_daemon_wait_ready(&bench_daemon, BENCH_START_GUARD_MS);
     return rc;
 }
 
@@ -520,11 +520,11 @@ out:
         int r;
 
         pthread_mutex_lock(&bench_lock);
-        r = daemon_helper_reap(&bench_daemon, 0, NULL);
+        r = testutil_daemon_reap(&bench_daemon, 0, NULL);
         pthread_mutex_unlock(&bench_lock);
         if (r != XO_ETIMEDOUT)
             break;
-        daemon_helper_sleep_ms(10);
+        testutil_sleep_ms(10);
     }
     bench_cleanup();
     free(r1.first_error);

@@ -27,13 +27,13 @@
 
 #include <yajl/yajl_gen.h>
 
-#include "atomicfile.h"
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
-#include "sm.h"
-#include "xalloc.h"
+#include "sm/sm.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define SM_TABLE_FILE "datapaths.json"
 #define SM_TABLE_VERSION 1
@@ -404,7 +404,7 @@ save(struct sm *sm)
     text = json_gen_take(g);
     pthread_mutex_lock(&sm->save_lock);
     if (seq > sm->saved_seq) {
-        rc = atomicfile_write(sm->dir, SM_TABLE_FILE, text, strlen(text));
+        rc = files_write(sm->dir, SM_TABLE_FILE, text, strlen(text));
         if (!rc)
             sm->saved_seq = seq;
     }
@@ -434,11 +434,12 @@ save_lagging(struct sm *sm)
 static void
 release_claim(struct sm *sm, const char *dp, int rc, char **params_r)
 {
-    char *err = xo_err_take_json(rc);
+    struct xo_err_saved saved;
 
+    xo_err_preserve(rc, &saved);
     if (sm_dp_destroy(sm, dp))
         xo_err_clear();
-    xo_err_set_json(rc, err);
+    xo_err_restore(&saved);
     free(*params_r);
     *params_r = NULL;
 }
@@ -874,10 +875,10 @@ sm_open_table(struct sm *sm, const char *dir, bool persist)
 
     if (!persist)
         return 0;
-    rc = atomicfile_mkdirs(dir);
+    rc = files_mkdirs(dir);
     if (rc)
         return rc;
-    rc = atomicfile_read(dir, SM_TABLE_FILE, SM_TABLE_MAX_BYTES, &text,
+    rc = files_read(dir, SM_TABLE_FILE, SM_TABLE_MAX_BYTES, &text,
                          NULL);
     if (rc == XO_ENOTFOUND) {
         xo_err_clear();

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors.h"
-#include "log.h"
-#include "sm_driver.h"
-#include "xalloc.h"
+#include "sm/sm_driver.h"
+#include "util/errors.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define SM_DRIVER_VDI_MAX 1024
 

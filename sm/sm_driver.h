@@ -13,7 +13,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "json.h"
+#include "util/json.h"
 
 /* What an adapter learnt about one VDI at attach. */
 struct sm_driver_vdi {

@@ -32,10 +32,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "log.h"
-#include "sm_exec.h"
-#include "xalloc.h"
+#include "sm/sm_exec.h"
+#include "util/errors.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)

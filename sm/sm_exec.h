@@ -37,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "json.h"
+#include "util/json.h"
 
 #define SM_EXEC_PATH "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 #define SM_EXEC_KNOB_PREFIX "XO_SM_"

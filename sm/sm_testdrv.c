@@ -4,12 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "errors.h"
-#include "ids.h"
-#include "log.h"
-#include "sm_testdrv.h"
-#include "xalloc.h"
+#include "sm/sm_testdrv.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 enum { CMD_ATTACH, CMD_ACTIVATE, CMD_DEACTIVATE, CMD_DETACH, CMD_COUNT };
 
@@ -36,6 +37,7 @@ struct sm_testdrv {
     int active;
     int inflight;
     int max_inflight;
+    char *hold_path;          /* SM_TESTDRV_HOLD_ENV, or NULL */
 };
 
 static int
@@ -52,8 +54,11 @@ sm_testdrv_new(const char *api_version)
 {
     struct sm_testdrv *d = xcalloc(1, sizeof(*d));
 
+    const char *hold = getenv(SM_TESTDRV_HOLD_ENV);
+
     pthread_mutex_init(&d->lock, NULL);
     xstrlcpy(d->api_version, api_version, sizeof(d->api_version));
+    d->hold_path = hold && hold[0] ? xstrdup(hold) : NULL;
     return d;
 }
 
@@ -66,6 +71,7 @@ testdrv_free(void *priv)
     for (int i = 0; i < TESTDRV_MAX_FAILS; i++)
         free(d->fails[i].vdi);
     pthread_mutex_destroy(&d->lock);
+    free(d->hold_path);
     free(d);
 }
 
@@ -187,6 +193,21 @@ sleep_ms(int ms)
 }
 
 /*
+ * A test holds attaches while it makes a change that must land during
+ * one: the attach is then surely in flight, whatever the machine's load.
+ * Bounded, so that a test that forgets to release cannot hang a daemon.
+ */
+static void
+testdrv_hold(const struct sm_testdrv *d)
+{
+    for (int i = 0; d->hold_path && i < SM_TESTDRV_HOLD_MAX_MS / 5; i++) {
+        if (access(d->hold_path, F_OK) != 0)
+            return;
+        sleep_ms(5);
+    }
+}
+
+/*
  * Log the call, sleep its latency (without the lock, so calls for other
  * VDIs overlap), then apply an injected failure or the state change.
  */
@@ -205,6 +226,8 @@ testdrv_call(struct sm_testdrv *d, int cmd, const char *dp, const char *sr,
         d->max_inflight = d->inflight;
     pthread_mutex_unlock(&d->lock);
 
+    if (cmd == CMD_ATTACH)
+        testdrv_hold(d);
     sleep_ms(latency);
 
     pthread_mutex_lock(&d->lock);

@@ -14,9 +14,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "sm.h"
+#include "sm/sm.h"
 
 struct sm_testdrv;
+
+/*
+ * Hold for tests: when this environment variable names a path at the
+ * driver's creation, every attach waits, once counted in flight, while a
+ * file exists at that path (at most SM_TESTDRV_HOLD_MAX_MS). A test
+ * creates the file, starts the operation, sees the attach in flight (a
+ * subtask, sm_testdrv_max_inflight), makes its change and removes the
+ * file: the change surely lands during the attach.
+ */
+#define SM_TESTDRV_HOLD_ENV "XENOPS_TESTDRV_HOLD"
+#define SM_TESTDRV_HOLD_MAX_MS 120000
 
 extern const struct sm_driver_ops sm_testdrv_ops;
 

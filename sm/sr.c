@@ -15,17 +15,17 @@
 
 #include <yajl/yajl_gen.h>
 
-#include "atomicfile.h"
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
 #include "model.h"
-#include "sm.h"
-#include "smapiv1.h"
-#include "smapiv3.h"
-#include "sr.h"
-#include "xalloc.h"
+#include "sm/sm.h"
+#include "sm/sr.h"
+#include "sm/v1/smapiv1.h"
+#include "sm/v3/smapiv3.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define SR_FILE_MAX (1024 * 1024)
 #define SR_TYPE_MAX 64
@@ -208,7 +208,7 @@ persist(struct sr_registry *reg, const struct sr_entry *e)
         return 0;
     text = entry_json(e);
     name = xasprintf("%s.json", e->uuid);
-    rc = atomicfile_write(reg->dir, name, text, strlen(text));
+    rc = files_write(reg->dir, name, text, strlen(text));
     free(name);
     free(text);
     return rc;
@@ -264,7 +264,7 @@ load_one(struct sr_registry *reg, const char *file)
     yajl_val t = NULL;
     const char *uuid, *type, *api, *driver, *uri, *policy;
 
-    if (atomicfile_read(reg->dir, file, SR_FILE_MAX, &text, NULL) ||
+    if (files_read(reg->dir, file, SR_FILE_MAX, &text, NULL) ||
         json_parse(text, strlen(text), &t))
         goto bad;
     uuid = json_get_str(t, "uuid");
@@ -317,7 +317,7 @@ sr_registry_open(const struct sr_config *cfg, struct sm *sm,
     pthread_mutex_init(&reg->lock, NULL);
     if (cfg->persist) {
         reg->dir = xasprintf("%s/sr", cfg->db_dir);
-        rc = atomicfile_mkdirs(reg->dir);
+        rc = files_mkdirs(reg->dir);
         if (rc)
             goto out;
         d = opendir(reg->dir);
@@ -448,7 +448,7 @@ sr_remove(struct sr_registry *reg, const char *uuid)
     }
     if (reg->dir) {
         name = xasprintf("%s.json", e->uuid);
-        rc = atomicfile_remove(reg->dir, name);
+        rc = files_remove(reg->dir, name);
         free(name);
         if (rc == XO_ENOTFOUND)
             rc = 0;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
- * sr: the SRs registered with this daemon (issue 4). xenopsd has no SR
+ * sr: the SRs registered with this daemon. xenopsd has no SR
  * registry of its own (xapi's storage layer owns SRs); a stand-alone
  * xenopsd-c needs one to know which driver serves a VBD's
  * ["VDI", "<sr-uuid>/<vdi>"] backend. Owns: the list of SRs, their
@@ -53,7 +53,7 @@ int sr_remove(struct sr_registry *reg, const char *uuid);
 char *sr_list_json(struct sr_registry *reg);
 
 /*
- * Per-SR attach-early policy (issue 6): "auto" (default) leaves it to the
+ * Per-SR attach-early policy: "auto" (default) leaves it to the
  * driver (can_attach_early from its API version); "never" keeps the SR's
  * VBDs on the old path (attach inside the downtime), e.g. for one
  * misbehaving SR. Persisted with the SR as "attach_early_policy"; SR.list

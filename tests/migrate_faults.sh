@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Live migration under faults (issue 5, "Never wrong"), between two hosts
+# Live migration under faults ("never wrong"), between two hosts
 # in network namespaces (scripts/netns-hosts), a VM with 2 disks on the
 # SMAPIv3 sample plugin (scripts/sm), split mode unless a case says legacy.
 # Each case starts fresh daemons, migrates A -> B, injects one fault at one

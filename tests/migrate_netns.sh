@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Live migration between two hosts (issue 5, acceptance 1): two network
+# Live migration between two hosts: two network
 # namespaces joined by a veth pair (scripts/netns-hosts), one xenopsd-c in
 # each with its own socket and database, and a VM with 8 disks on the
 # SMAPIv3 sample plugin (scripts/sm, loop+file datapath) whose attach takes

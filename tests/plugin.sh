@@ -76,13 +76,14 @@ start_host() {  # name legacy
 sockets-path = $work/$h/run
 database-path = $work/$h/db
 xenopsd-vbd-plug-unplug-legacy = $2
-sim-srs = $SR:5.0:1000:1
+sim-srs = $SR:5.0:20:1
 sim-memory-cap-mib = 1
 migration-listen = 127.0.0.1:0
 migration-token-file = $work/token
 storage-script-root = $S/scripts/sm/v3
 EOF
-    "$B/xenopsd-c" --config "$work/$h/xenopsd.conf" 2>>"$work/$h.log" &
+    XENOPS_TESTDRV_HOLD=$work/hold \
+        "$B/xenopsd-c" --config "$work/$h/xenopsd.conf" 2>>"$work/$h.log" &
     pids="$pids $!"
     eval "pid_$h=$!"
     i=0
@@ -155,11 +156,15 @@ expect a 'Success {"vbd-plug-unplug-legacy": true}' get_flags
 
 # ---- a flag change spares the operation in flight and the one queued
 # behind it, and applies to the next (VM operations on host a) ----
+# The test SR holds every attach while $work/hold exists (sm_testdrv.h),
+# so the change surely lands while the plug is in flight.
+: >"$work/hold"
 t1=$(ctl a --no-wait vm start "$VM" | strip) || fail "queue start"
 wait_subtask a "$t1" "VBD_plug xvda"
 t2=$(ctl a --no-wait vbd unplug "$VM" xvda | strip) || fail "queue unplug"
 expect a 'Success {"fragment": ' set_flag name=vbd-plug-unplug-legacy value=false
-[ "$(task_state a "$t1")" = Pending ] || fail "the start finished before the flag change: inconclusive"
+[ "$(task_state a "$t1")" = Pending ] || fail "the start finished before the flag change"
+rm -f "$work/hold"
 t3=$(ctl a --no-wait vbd plug "$VM" xvda | strip) || fail "queue plug"
 ctl a task wait "$t1" >"$work/t1" || fail "start failed"
 ctl a task wait "$t2" >"$work/t2" || fail "unplug failed"
@@ -180,11 +185,13 @@ grep -q "feature 'vbd-plug-unplug-legacy' changed from 'true' to 'false' by uid 
 # early ----
 PA=$(port_of a); PB=$(port_of b)
 [ -n "$PA" ] && [ -n "$PB" ] || fail "no migration ports"
+: >"$work/hold"
 m1=$(ctl a --no-wait migrate "$VM" "http://127.0.0.1:$PB/services/xenops" | strip) \
     || fail "queue migration a->b"
 rt=$(find_task_with b "VBD_plug xvda") || fail "b never plugged xvda"
 expect b 'Success {"fragment": ' set_flag name=xenopsd-vbd-plug-unplug-legacy value=false
-[ "$(task_state b "$rt")" = Pending ] || fail "the receive finished before the flag change: inconclusive"
+[ "$(task_state b "$rt")" = Pending ] || fail "the receive finished before the flag change"
+rm -f "$work/hold"
 ctl a --json task wait "$m1" >"$work/m1" || fail "migration a->b failed"
 [ "$(json_get "$(cat "$work/m1")" 'v["state"][1]["result"]["receiver"]["early_attached"]')" = 0 ] \
     || fail "in-flight receive attached early after the change"

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors.h"
-#include "json.h"
 #include "server_fixture.h"
+#include "util/errors.h"
+#include "util/json.h"
 
 yajl_val
 server_fixture_parse(const char *text)

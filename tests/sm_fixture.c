@@ -12,9 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "errors.h"
 #include "sm_fixture.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/xalloc.h"
 
 extern char **environ;
 

@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "json.h"
 #include "model.h"
-#include "sm.h"
+#include "sm/sm.h"
+#include "util/json.h"
 
 struct sm_fixture {
     char dir[64];           /* the test's temp dir */

@@ -1,5 +1,5 @@
 #!/bin/sh
-# End-to-end storage (issue 4): the real daemon with the sample drivers of
+# End-to-end storage: the real daemon with the sample drivers of
 # scripts/sm/ (SMAPIv1 XoFileSR, SMAPIv3 xo-file volumes on loop devices),
 # driven through xenopsctl. A VM with one v1 and one v3 disk starts and
 # shuts down in legacy and in split mode, and the drivers' call logs

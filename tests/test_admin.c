@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
- * Tests for admin (issue 6): feature flags read, changed, persisted and
+ * Tests for admin: feature flags read, changed, persisted and
  * logged; a change spares operations already queued; the per-SR
  * attach-early policy vetoes early attach and persists; HOST.stat's
  * extension; the last migration per VM outlives its task.
@@ -20,13 +20,13 @@
 
 #include "admin.h"
 #include "config.h"
-#include "errors.h"
-#include "json.h"
 #include "server.h"
 #include "server_fixture.h"
 #include "server_priv.h"
 #include "task.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 #define VM SERVER_FIXTURE_VM
 #define VM2 "9c0f7c55-1111-2222-3333-444455556667"
@@ -38,7 +38,18 @@ struct fx {
     char *conf_d;
     struct config cfg;
     struct server *srv;
+    struct admin *adm;
 };
+
+/* The admin, wired as main wires it. */
+static void
+admin_start(struct fx *f)
+{
+    struct admin_deps d;
+
+    server_admin_deps(f->srv, &d);
+    f->adm = admin_new(&d);
+}
 
 static int
 setup(void **state)
@@ -58,6 +69,7 @@ setup(void **state)
     server_fixture_set(&f->cfg, "storage-script-root", s);
     free(s);
     f->srv = server_fixture_start(&f->cfg);
+    admin_start(f);
     server_fixture_add_vm(f->srv, "{\"id\":\"" VM "\",\"name\":\"t\","
                           "\"memory_static_max\":1048576,\"vcpus\":1,"
                           "\"ty\":[\"PV\",{}]}");
@@ -76,6 +88,8 @@ teardown(void **state)
 {
     struct fx *f = *state;
 
+    /* Before the server: it holds references to the server's tasks. */
+    admin_free(f->adm);
     server_fixture_stop(f->srv, &f->cfg);
     nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(f->conf_d);
@@ -88,6 +102,9 @@ fragment_path(struct fx *f)
 {
     return xasprintf("%s/%s", f->conf_d, ADMIN_FLAGS_FRAGMENT);
 }
+
+/* The admin these tests drive. */
+#define ADM(f) ((f)->adm)
 
 static bool
 exists(const char *path)
@@ -103,12 +120,12 @@ static void
 test_admin_features_json_lists_flags(void **state)
 {
     struct fx *f = *state;
-    char *text = admin_features_json(f->srv);
+    char *text = admin_features_json(ADM(f));
 
     assert_string_equal(text, "{\"vbd-plug-unplug-legacy\":true}");
     free(text);
     server_set_legacy(f->srv, false);
-    text = admin_features_json(f->srv);
+    text = admin_features_json(ADM(f));
     assert_string_equal(text, "{\"vbd-plug-unplug-legacy\":false}");
     free(text);
 }
@@ -123,7 +140,7 @@ test_admin_set_feature_persists_and_applies(void **state)
     struct config c;
     yajl_val v;
 
-    assert_int_equal(admin_set_feature(f->srv, "vbd-plug-unplug-legacy",
+    assert_int_equal(admin_set_feature(ADM(f), "vbd-plug-unplug-legacy",
                                        "false", 1000, &res), 0);
     assert_false(server_legacy(f->srv));
     v = server_fixture_parse(res);
@@ -150,12 +167,12 @@ test_admin_set_feature_accepts_full_key(void **state)
     struct fx *f = *state;
     char *res = NULL;
 
-    assert_int_equal(admin_set_feature(f->srv,
+    assert_int_equal(admin_set_feature(ADM(f),
                                        "xenopsd-vbd-plug-unplug-legacy",
                                        "false", 0, &res), 0);
     assert_false(server_legacy(f->srv));
     free(res);
-    assert_int_equal(admin_set_feature(f->srv,
+    assert_int_equal(admin_set_feature(ADM(f),
                                        "xenopsd-vbd-plug-unplug-legacy",
                                        "true", 0, &res), 0);
     assert_true(server_legacy(f->srv));
@@ -178,7 +195,7 @@ test_admin_set_feature_bad_input_changes_nothing(void **state)
     char *res = NULL, *path = fragment_path(f);
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(admin_set_feature(f->srv, bad[i][0], bad[i][1], 0,
+        assert_int_equal(admin_set_feature(ADM(f), bad[i][0], bad[i][1], 0,
                                            &res), XO_EINVAL);
         assert_null(res);
         xo_err_clear();
@@ -197,7 +214,7 @@ test_admin_set_feature_without_config_dir_refused(void **state)
 
     free(f->cfg.config_dir);
     f->cfg.config_dir = NULL;
-    assert_int_equal(admin_set_feature(f->srv, "vbd-plug-unplug-legacy",
+    assert_int_equal(admin_set_feature(ADM(f), "vbd-plug-unplug-legacy",
                                        "false", 0, &res), XO_EINVAL);
     err = xo_err_take_json(XO_EINVAL);
     assert_non_null(strstr(err, "no config dir"));
@@ -216,7 +233,7 @@ test_admin_set_feature_write_failure_changes_nothing(void **state)
     assert_int_equal(mkdir(f->conf_d, 0700), 0);
     tmp = xasprintf("%s/.%s.tmp", f->conf_d, ADMIN_FLAGS_FRAGMENT);
     assert_int_equal(mkdir(tmp, 0700), 0);
-    assert_int_equal(admin_set_feature(f->srv, "vbd-plug-unplug-legacy",
+    assert_int_equal(admin_set_feature(ADM(f), "vbd-plug-unplug-legacy",
                                        "false", 0, &res), XO_EIO);
     xo_err_clear();
     assert_null(res);
@@ -265,7 +282,7 @@ test_admin_flag_change_spares_queued_op(void **state)
     char *res = NULL;
 
     start = queue(f, SERVER_OP_VM_START, NULL);
-    assert_int_equal(admin_set_feature(f->srv, "vbd-plug-unplug-legacy",
+    assert_int_equal(admin_set_feature(ADM(f), "vbd-plug-unplug-legacy",
                                        "false", 0, &res), 0);
     free(res);
     unplug = queue(f, SERVER_OP_VBD_UNPLUG, "xvda");
@@ -318,11 +335,11 @@ test_admin_sr_policy_vetoes_early_attach(void **state)
                        "{\"id\":[\"" VM "\",\"xvdb\"],"
                        "\"backend\":[\"VDI\",\"" SRX "/vol\"]}");
     assert_true(early(f, "xvdb"));
-    assert_int_equal(admin_sr_set_attach_early(f->srv, SRX, "never", 0), 0);
+    assert_int_equal(admin_sr_set_attach_early(ADM(f), SRX, "never", 0), 0);
     assert_false(early(f, "xvdb"));
     /* Another SR is not affected. */
     assert_true(early(f, "xvda"));
-    assert_int_equal(admin_sr_set_attach_early(f->srv, SRX, "auto", 0), 0);
+    assert_int_equal(admin_sr_set_attach_early(ADM(f), SRX, "auto", 0), 0);
     assert_true(early(f, "xvdb"));
 }
 
@@ -352,11 +369,13 @@ test_admin_sr_policy_persists(void **state)
     add_file_sr(f);
     assert_true(sr_listed_early(f, &policy));
     assert_string_equal(policy, "auto");
-    assert_int_equal(admin_sr_set_attach_early(f->srv, SRX, "never", 0), 0);
+    assert_int_equal(admin_sr_set_attach_early(ADM(f), SRX, "never", 0), 0);
     assert_false(sr_listed_early(f, &policy));
     assert_string_equal(policy, "never");
+    admin_free(f->adm);
     server_free(f->srv);
     f->srv = server_fixture_start(&f->cfg);
+    admin_start(f);
     assert_false(sr_listed_early(f, &policy));
     assert_string_equal(policy, "never");
 }
@@ -368,15 +387,15 @@ test_admin_sr_policy_bad_input(void **state)
     const char *policy;
 
     add_file_sr(f);
-    assert_int_equal(admin_sr_set_attach_early(f->srv, SRX, "sometimes", 0),
+    assert_int_equal(admin_sr_set_attach_early(ADM(f), SRX, "sometimes", 0),
                      XO_EINVAL);
-    assert_int_equal(admin_sr_set_attach_early(f->srv, SRX, NULL, 0),
+    assert_int_equal(admin_sr_set_attach_early(ADM(f), SRX, NULL, 0),
                      XO_EINVAL);
-    assert_int_equal(admin_sr_set_attach_early(f->srv, "../x", "never", 0),
+    assert_int_equal(admin_sr_set_attach_early(ADM(f), "../x", "never", 0),
                      XO_EINVAL);
-    assert_int_equal(admin_sr_set_attach_early(f->srv, SR3 "x", "never", 0),
+    assert_int_equal(admin_sr_set_attach_early(ADM(f), SR3 "x", "never", 0),
                      XO_EINVAL);
-    assert_int_equal(admin_sr_set_attach_early(f->srv,
+    assert_int_equal(admin_sr_set_attach_early(ADM(f),
                                                "5a3e0c3e-0000-4000-8000-"
                                                "0000000000bb", "never", 0),
                      XO_ENOTFOUND);
@@ -395,7 +414,7 @@ test_admin_host_json_reports_early_srs(void **state)
     yajl_val v;
 
     add_file_sr(f);
-    text = admin_host_json(f->srv);
+    text = admin_host_json(ADM(f));
     v = server_fixture_parse(text);
     assert_true(YAJL_IS_FALSE(json_get(v, "early_attach")));
     assert_int_equal(json_array_len(json_get(v, "attach_early_srs")), 0);
@@ -408,7 +427,7 @@ test_admin_host_json_reports_early_srs(void **state)
     free(text);
 
     server_set_legacy(f->srv, false);
-    text = admin_host_json(f->srv);
+    text = admin_host_json(ADM(f));
     v = server_fixture_parse(text);
     assert_true(YAJL_IS_TRUE(json_get(v, "early_attach")));
     assert_string_equal(json_array_at(json_get(v, "attach_early_srs"),
@@ -416,8 +435,8 @@ test_admin_host_json_reports_early_srs(void **state)
     yajl_tree_free(v);
     free(text);
 
-    assert_int_equal(admin_sr_set_attach_early(f->srv, SRX, "never", 0), 0);
-    text = admin_host_json(f->srv);
+    assert_int_equal(admin_sr_set_attach_early(ADM(f), SRX, "never", 0), 0);
+    text = admin_host_json(ADM(f));
     v = server_fixture_parse(text);
     assert_int_equal(json_array_len(json_get(v, "attach_early_srs")), 0);
     assert_string_equal(json_get_str(json_array_at(json_get(v, "srs"), 0),
@@ -430,10 +449,11 @@ static void
 test_admin_host_stat_has_extension(void **state)
 {
     struct fx *f = *state;
-    char *text = NULL;
+    char *text = NULL, *ext = admin_host_json(ADM(f));
     yajl_val v;
 
-    assert_int_equal(server_host_stat(f->srv, &text), 0);
+    assert_int_equal(server_host_stat(f->srv, ext, &text), 0);
+    free(ext);
     v = server_fixture_parse(text);
     assert_non_null(json_get(v, "cpu_info"));
     assert_true(YAJL_IS_TRUE(json_get(json_get(json_get(v, "xenops_c"),
@@ -450,7 +470,7 @@ stats(struct fx *f, const char *vm)
 {
     char *text = NULL;
 
-    assert_int_equal(admin_migration_stats(f->srv, vm, &text), 0);
+    assert_int_equal(admin_migration_stats(ADM(f), vm, &text), 0);
     return text;
 }
 
@@ -463,7 +483,7 @@ test_admin_migration_stats_outlive_task(void **state)
     char *id = xstrdup(task_id(t)), *text;
     yajl_val v;
 
-    admin_note_migration(f->srv, VM, id);
+    admin_note_migration(ADM(f), VM, id);
     text = stats(f, VM);
     v = server_fixture_parse(text);
     assert_string_equal(json_get_str(v, "state"), "Pending");
@@ -494,7 +514,7 @@ test_admin_migration_stats_failed(void **state)
     char *text;
     yajl_val v;
 
-    admin_note_migration(f->srv, VM, task_id(t));
+    admin_note_migration(ADM(f), VM, task_id(t));
     task_fail(t, xstrdup("[\"Internal_error\",\"boom\"]"));
     task_unref(t);
     text = stats(f, VM);
@@ -512,15 +532,15 @@ test_admin_migration_stats_unknown_and_bad_id(void **state)
     struct fx *f = *state;
     char *text = NULL;
 
-    assert_int_equal(admin_migration_stats(f->srv, VM, &text),
+    assert_int_equal(admin_migration_stats(ADM(f), VM, &text),
                      XO_ENOTFOUND);
-    assert_int_equal(admin_migration_stats(f->srv, "../etc", &text),
+    assert_int_equal(admin_migration_stats(ADM(f), "../etc", &text),
                      XO_EINVAL);
     assert_null(text);
     /* An unknown task or a bad VM id is not remembered. */
-    admin_note_migration(f->srv, VM, "424242");
-    admin_note_migration(f->srv, "bad", "0");
-    assert_int_equal(admin_migration_stats(f->srv, VM, &text),
+    admin_note_migration(ADM(f), VM, "424242");
+    admin_note_migration(ADM(f), "bad", "0");
+    assert_int_equal(admin_migration_stats(ADM(f), VM, &text),
                      XO_ENOTFOUND);
     xo_err_clear();
 }
@@ -536,19 +556,19 @@ test_admin_migration_stats_replaced_and_bounded(void **state)
     char vm[40], *text = NULL;
     yajl_val v;
 
-    admin_note_migration(f->srv, VM, task_id(a));
-    admin_note_migration(f->srv, VM, task_id(b));
+    admin_note_migration(ADM(f), VM, task_id(a));
+    admin_note_migration(ADM(f), VM, task_id(b));
     text = stats(f, VM);
     v = server_fixture_parse(text);
     assert_string_equal(json_get_str(v, "dbg"), "second");
     yajl_tree_free(v);
     free(text);
-    admin_note_migration(f->srv, VM2, task_id(a));
+    admin_note_migration(ADM(f), VM2, task_id(a));
     for (int i = 0; i < ADMIN_MIGRATIONS_MAX - 1; i++) {
         snprintf(vm, sizeof(vm), "00000000-0000-4000-8000-%012d", i);
-        admin_note_migration(f->srv, vm, task_id(a));
+        admin_note_migration(ADM(f), vm, task_id(a));
     }
-    assert_int_equal(admin_migration_stats(f->srv, VM, &text),
+    assert_int_equal(admin_migration_stats(ADM(f), VM, &text),
                      XO_ENOTFOUND);
     text = stats(f, VM2);
     free(text);

@@ -10,7 +10,7 @@
  * exit status.
  *
  * The daemon binary is $top_builddir/xenopsd-c (make check sets it; "."
- * otherwise), run by daemon_helper: as a user other than root, the daemon
+ * otherwise), run by testutil: as a user other than root, the daemon
  * is told to answer that uid too (rpc-allowed-uids).
  */
 #include <errno.h>
@@ -29,19 +29,19 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "daemon_helper.h"
-#include "json.h"
-#include "xalloc.h"
+#include "testutil.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
-#define SR_UUID DAEMON_HELPER_SR
+#define SR_UUID TESTUTIL_SR
 #define VM_A "9c0f7c55-1111-2222-3333-444455556666"
 #define VM_B "9c0f7c55-1111-2222-3333-777788889999"
-#define GUARD_MS DAEMON_HELPER_GUARD_MS
+#define GUARD_MS TESTUTIL_GUARD_MS
 
 struct follower;
 
 struct daemon {
-    struct daemon_helper h;
+    struct testutil_daemon h;
     /* Running UPDATES follower, stopped by the teardown if a test failed
      * while it ran. */
     struct follower *follower;
@@ -60,7 +60,7 @@ daemon_stop(void **state)
         return 0;
     follower_stop(d->follower);
     d->follower = NULL;
-    daemon_helper_cleanup(&d->h);
+    testutil_daemon_cleanup(&d->h);
     free(d);
     return 0;
 }
@@ -72,7 +72,7 @@ daemon_start(void **state)
 {
     struct daemon *d = xcalloc(1, sizeof(*d));
 
-    if (daemon_helper_spawn(&d->h, "xenops-api")) {
+    if (testutil_daemon_spawn(&d->h, "xenops-api")) {
         free(d);
         return -1;
     }
@@ -87,7 +87,7 @@ daemon_shutdown_cleanly(struct daemon *d)
     struct stat st;
     int status = 0;
 
-    assert_int_equal(daemon_helper_shutdown(&d->h, &status), 0);
+    assert_int_equal(testutil_daemon_shutdown(&d->h, &status), 0);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     assert_int_equal(lstat(d->h.sock, &st), -1);
@@ -101,7 +101,7 @@ call_ok(const struct daemon *d, const char *method, const char *params)
 {
     yajl_val t = NULL;
 
-    if (daemon_helper_call_json(&d->h, method, params, &t))
+    if (testutil_daemon_call_json(&d->h, method, params, &t))
         fail_msg("%s %s failed (see the log above)", method, params);
     return t;
 }
@@ -115,7 +115,7 @@ call_err(const struct daemon *d, const char *method, const char *params)
     yajl_val tag;
     char *out;
 
-    assert_int_equal(daemon_helper_call(&d->h, method, params, &res, &err),
+    assert_int_equal(testutil_daemon_call(&d->h, method, params, &res, &err),
                      0);
     if (res)
         fail_msg("%s %s: expected an error, got %s", method, params, res);
@@ -157,7 +157,7 @@ task_wait_completed(const struct daemon *d, const char *task)
 {
     char *params = xasprintf("{\"debug_info\":\"test\",\"id\":\"%s\"}",
                              task);
-    int64_t end = daemon_helper_now_ms() + GUARD_MS;
+    int64_t end = testutil_now_ms() + GUARD_MS;
     char *gone;
 
     for (;;) {
@@ -177,9 +177,9 @@ task_wait_completed(const struct daemon *d, const char *task)
             break;
         }
         yajl_tree_free(t);
-        if (daemon_helper_now_ms() > end)
+        if (testutil_now_ms() > end)
             fail_msg("task '%s' still pending", task);
-        daemon_helper_sleep_ms(5);
+        testutil_sleep_ms(5);
     }
     call_unit(d, "Task.destroy", params);
     /* Destroyed means gone. */
@@ -290,7 +290,7 @@ add_two_vbds(const struct daemon *d, const char *vm)
 struct follower {
     const struct daemon *d;
     int64_t from;               /* last_id of the next call */
-    struct daemon_helper_loop loop; /* its lock guards what follows */
+    struct testutil_daemon_loop loop; /* its lock guards what follows */
     char **seen;                /* distinct Dynamic.id texts */
     size_t n_seen;
     int calls;
@@ -347,7 +347,7 @@ follower_step(void *arg)
 
     params = xasprintf("{\"debug_info\":\"follower\",\"last_id\":%lld,"
                        "\"timeout\":1}", (long long)f->from);
-    rc = daemon_helper_call(&f->d->h, "UPDATES.get", params, &res, &err);
+    rc = testutil_daemon_call(&f->d->h, "UPDATES.get", params, &res, &err);
     free(params);
     if (rc == 0 && res && json_parse(res, strlen(res), &t) == 0)
         f->from = follower_take(f, t, f->from);
@@ -375,7 +375,7 @@ follower_start(struct daemon *d)
     f->d = d;
     assert_int_equal(json_to_int64(t, &f->from), 0);
     yajl_tree_free(t);
-    assert_int_equal(daemon_helper_loop_start(&f->loop, follower_step, f), 0);
+    assert_int_equal(testutil_daemon_loop_start(&f->loop, follower_step, f), 0);
     d->follower = f;
     return f;
 }
@@ -386,7 +386,7 @@ follower_stop(struct follower *f)
 {
     if (!f)
         return;
-    daemon_helper_loop_stop(&f->loop);
+    testutil_daemon_loop_stop(&f->loop);
     for (size_t i = 0; i < f->n_seen; i++)
         free(f->seen[i]);
     free(f->seen);

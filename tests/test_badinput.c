@@ -43,21 +43,21 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "daemon_helper.h"
-#include "json.h"
-#include "xalloc.h"
+#include "testutil.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
-#define SR_UUID DAEMON_HELPER_SR
+#define SR_UUID TESTUTIL_SR
 #define VM_A "9c0f7c55-1111-2222-3333-444455556666"
 #define NOBODY 65534
-#define GUARD_MS DAEMON_HELPER_GUARD_MS
+#define GUARD_MS TESTUTIL_GUARD_MS
 #define REPLY_MAX (1024 * 1024)
 #define VM_LIST "{\"debug_info\":\"test\",\"unit\":null}"
 
 struct client;
 
 struct daemon {
-    struct daemon_helper h;
+    struct testutil_daemon h;
     yajl_val baseline;          /* VM.list before any bad input */
     struct client *client;
 };
@@ -66,7 +66,7 @@ struct daemon {
  * the baseline. */
 struct client {
     const struct daemon *d;
-    struct daemon_helper_loop loop; /* its lock guards the counters */
+    struct testutil_daemon_loop loop; /* its lock guards the counters */
     long answers;
     long failures;              /* transport failures or error replies */
     long mismatches;            /* answers that differ from the baseline */
@@ -89,7 +89,7 @@ daemon_shutdown_cleanly(struct daemon *d)
 {
     int status = 0;
 
-    assert_int_equal(daemon_helper_shutdown(&d->h, &status), 0);
+    assert_int_equal(testutil_daemon_shutdown(&d->h, &status), 0);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 }
@@ -103,7 +103,7 @@ daemon_stop(void **state)
         return 0;
     client_stop(d->client);
     d->client = NULL;
-    daemon_helper_cleanup(&d->h);
+    testutil_daemon_cleanup(&d->h);
     yajl_tree_free(d->baseline);
     free(d);
     return 0;
@@ -120,7 +120,7 @@ call_must_fail(const struct daemon *d, const char *method,
     char *res = NULL, *err = NULL;
     yajl_val t = NULL;
 
-    assert_int_equal(daemon_helper_call(&d->h, method, params, &res, &err),
+    assert_int_equal(testutil_daemon_call(&d->h, method, params, &res, &err),
                      0);
     if (res)
         fail_msg("%s %s: expected an error, got %s", method, params, res);
@@ -142,9 +142,9 @@ client_step(void *arg)
     bool same = false;
     int rc;
 
-    rc = daemon_helper_call(&c->d->h, "VM.list",
-                            "{\"debug_info\":\"client\",\"unit\":null}",
-                            &res, &err);
+    rc = testutil_daemon_call(&c->d->h, "VM.list",
+                              "{\"debug_info\":\"client\",\"unit\":null}",
+                              &res, &err);
     if (rc == 0 && res && json_parse(res, strlen(res), &t) == 0)
         same = json_equal(t, c->d->baseline);
     pthread_mutex_lock(&c->loop.lock);
@@ -161,7 +161,7 @@ client_step(void *arg)
     free(err);
     /* Pace the loop: a steady stream of answers is the point, not
      * saturating a shared machine. */
-    daemon_helper_sleep_ms(1);
+    testutil_sleep_ms(1);
     return true;
 }
 
@@ -170,7 +170,7 @@ client_stop(struct client *c)
 {
     if (!c)
         return;
-    daemon_helper_loop_stop(&c->loop);
+    testutil_daemon_loop_stop(&c->loop);
     free(c);
 }
 
@@ -220,7 +220,7 @@ setup(void **state)
 {
     struct daemon *d = xcalloc(1, sizeof(*d));
 
-    if (daemon_helper_spawn(&d->h, "xenops-bad")) {
+    if (testutil_daemon_spawn(&d->h, "xenops-bad")) {
         free(d);
         return -1;
     }
@@ -242,16 +242,16 @@ begin(void **state)
     char *p;
 
     p = vm_record(VM_A);
-    assert_int_equal(daemon_helper_call_json(&d->h, "VM.add", p, NULL), 0);
+    assert_int_equal(testutil_daemon_call_json(&d->h, "VM.add", p, NULL), 0);
     free(p);
-    assert_int_equal(daemon_helper_call_json(&d->h, "VBD.add", vbd, NULL), 0);
-    assert_int_equal(daemon_helper_call_json(&d->h, "VM.list", VM_LIST,
-                                             &d->baseline), 0);
+    assert_int_equal(testutil_daemon_call_json(&d->h, "VBD.add", vbd, NULL), 0);
+    assert_int_equal(testutil_daemon_call_json(&d->h, "VM.list", VM_LIST,
+                                               &d->baseline), 0);
     assert_int_equal(json_array_len(d->baseline), 1);
 
     c = xcalloc(1, sizeof(*c));
     c->d = d;
-    assert_int_equal(daemon_helper_loop_start(&c->loop, client_step, c), 0);
+    assert_int_equal(testutil_daemon_loop_start(&c->loop, client_step, c), 0);
     d->client = c;
     client_wait_progress(c, "start-up");
     return d;
@@ -307,7 +307,7 @@ final_checks(struct daemon *d)
     assert_int_equal(failures, 0);
     assert_int_equal(mismatches, 0);
     assert_true(daemon_alive(d));
-    assert_int_equal(daemon_helper_call_json(&d->h, "VM.list", VM_LIST, &t),
+    assert_int_equal(testutil_daemon_call_json(&d->h, "VM.list", VM_LIST, &t),
                      0);
     assert_true(json_equal(t, d->baseline));
     yajl_tree_free(t);
@@ -330,13 +330,9 @@ struct raw_reply {
 static int
 raw_connect(const char *path)
 {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = testutil_unix_connect(path);
 
     assert_true(fd >= 0);
-    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
-    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)),
-                     0);
     return fd;
 }
 
@@ -346,13 +342,13 @@ raw_read_reply(int fd, struct raw_reply *r)
 {
     char *buf = xmalloc(REPLY_MAX + 1);
     size_t len = 0;
-    int64_t end = daemon_helper_now_ms() + GUARD_MS;
+    int64_t end = testutil_now_ms() + GUARD_MS;
     char *head_end;
 
     memset(r, 0, sizeof(*r));
     for (;;) {
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int left = (int)(end - daemon_helper_now_ms());
+        int left = (int)(end - testutil_now_ms());
         ssize_t n;
 
         if (left <= 0)

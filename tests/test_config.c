@@ -21,8 +21,8 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "errors.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/xalloc.h"
 
 #define SR1 "3f1b5c2e-8a7d-4e21-9c0b-5d6e7f8a9b0c"
 #define SR2 "7A0C9E4D-1B2F-4C3D-8E5F-6A7B8C9D0E1F"
@@ -605,6 +605,19 @@ test_config_bad_enum_rejected(void **state)
 }
 
 static void
+test_config_validate_refuses_a_backend_not_built(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(config_validate(&f->c), 0);
+    assert_int_equal(config_set(&f->c, "backend", "xenlight", "test"), 0);
+    assert_int_equal(config_validate(&f->c), XO_EINVAL);
+    xo_err_clear();
+    assert_int_equal(config_set(&f->c, "backend", "simulator", "test"), 0);
+    assert_int_equal(config_validate(&f->c), 0);
+}
+
+static void
 test_config_bad_value_in_file_fails(void **state)
 {
     struct fixture *f = *state;
@@ -983,7 +996,7 @@ test_config_migration_and_storage_keys(void **state)
 }
 
 
-/* ---- issue 6: log-target, default config dir, fragments ---- */
+/* ---- log-target, default config dir, fragments ---- */
 
 static void
 test_config_log_target_key(void **state)
@@ -1219,6 +1232,7 @@ main(void)
         T(test_config_bad_rpc_allowed_uids_rejected),
         T(test_config_bad_path_rejected),
         T(test_config_bad_enum_rejected),
+        T(test_config_validate_refuses_a_backend_not_built),
         T(test_config_bad_value_in_file_fails),
         T(test_config_error_names_file_line_and_key),
         T(test_config_malformed_line_fails),

@@ -15,18 +15,18 @@
 #include <string.h>
 #include <time.h>
 
-#include "atom.h"
-#include "backend.h"
-#include "backend_sim.h"
-#include "errors.h"
-#include "exec.h"
-#include "expand.h"
+#include "atoms/atom.h"
+#include "atoms/exec.h"
+#include "atoms/expand.h"
+#include "backend/backend.h"
+#include "backend/sim/backend_sim.h"
 #include "queue.h"
-#include "sm.h"
-#include "sm_testdrv.h"
+#include "sm/sm.h"
+#include "sm/sm_testdrv.h"
 #include "task.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 #define VM "9c0f7c55-1111-2222-3333-444455556666"
 #define TMP "9c0f7c55-1111-2222-3333-000000000001"
@@ -426,10 +426,42 @@ test_exec_cancel_stops_before_next_atom(void **state)
     atom_free(a);
 }
 
+/* The migration's policy: a Parallel of (de)activations only runs as one
+ * chunk; anything else, or without the policy, keeps chunks of ten. */
+static void
+test_exec_activations_at_once_policy(void **state)
+{
+    struct exec_env env = { 0 };
+    struct exec_op op;
+    struct atom *p = atom_new_group(ATOM_PARALLEL, VM, "p");
+    struct atom *np = atom_new_group(ATOM_NESTED_PARALLEL, VM, "np");
+    char dev[16];
+
+    (void)state;
+    for (int i = 0; i < 16; i++) {
+        snprintf(dev, sizeof(dev), "xvd%c", 'a' + i);
+        atom_add(p, atom_new_dev(i % 2 ? ATOM_VBD_ACTIVATE
+                                       : ATOM_VBD_DEACTIVATE, VM, dev,
+                                 false));
+        atom_add(np, atom_new_dev(ATOM_VBD_ACTIVATE, VM, dev, false));
+    }
+    exec_op_init(&op, &env, NULL, false);
+    assert_int_equal(exec_chunk_size(&op, p), EXEC_CHUNK);
+    op.activations_at_once = true;
+    assert_int_equal(exec_chunk_size(&op, p), 16);
+    assert_int_equal(exec_chunk_size(&op, np), EXEC_CHUNK);
+    atom_add(p, atom_new_dev(ATOM_VBD_ATTACH, VM, "xvdz", false));
+    assert_int_equal(exec_chunk_size(&op, p), EXEC_CHUNK);
+    exec_op_dispose(&op);
+    atom_free(p);
+    atom_free(np);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exec_activations_at_once_policy),
         cmocka_unit_test_setup_teardown(test_exec_start_stop_legacy, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_exec_start_stop_split, setup,

@@ -34,9 +34,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "atom.h"
-#include "expand.h"
-#include "xalloc.h"
+#include "atoms/atom.h"
+#include "atoms/expand.h"
+#include "util/xalloc.h"
 
 #define VM_ID "9c0f7c55-1111-2222-3333-444455556666"
 #define MAX_LEAVES 128
@@ -198,9 +198,78 @@ x_vif_hotunplug(const struct expand_vm *vm, bool legacy)
     return expand_vif_hotunplug(vm->id, "1", true);
 }
 
+#define FINAL_ID "9c0f7c55-1111-2222-3333-444455556666"
+#define TMP_SRC "9c0f7c55-1111-2222-3333-000000000000"
+
+static struct atom *
+x_migrate_receive_prepare(const struct expand_vm *vm, bool legacy)
+{
+    return expand_migrate_receive_prepare(vm, FINAL_ID, legacy);
+}
+
+static struct atom *
+x_migrate_rename(const struct expand_vm *vm, bool legacy)
+{
+    (void)legacy;
+    return expand_migrate_rename(vm->id, TMP_SRC);
+}
+
+static struct atom *
+x_migrate_receive_unpause(const struct expand_vm *vm, bool legacy)
+{
+    (void)legacy;
+    return expand_migrate_receive_unpause(vm->id);
+}
+
+static struct atom *
+x_migrate_receive_abort(const struct expand_vm *vm, bool legacy)
+{
+    (void)legacy;
+    return expand_migrate_receive_abort(vm);
+}
+
+static struct atom *
+x_migrate_source_deactivate(const struct expand_vm *vm, bool legacy)
+{
+    (void)legacy;
+    return expand_migrate_source_deactivate(vm);
+}
+
+static struct atom *
+x_migrate_source_reactivate(const struct expand_vm *vm, bool legacy)
+{
+    (void)legacy;
+    return expand_migrate_source_reactivate(vm);
+}
+
+static struct atom *
+x_migrate_unpause_source(const struct expand_vm *vm, bool legacy)
+{
+    (void)legacy;
+    return expand_migrate_unpause_source(vm->id);
+}
+
+static struct atom *
+x_migrate_source_cleanup(const struct expand_vm *vm, bool legacy)
+{
+    return expand_migrate_source_cleanup(vm, legacy);
+}
+
 struct expansion {
     const char *name;
     expansion_fn fn;
+};
+
+/* The migration's trees, run one per protocol step (expand_migrate.c). */
+static const struct expansion migrate_expansions[] = {
+    {"migrate_receive_prepare", x_migrate_receive_prepare},
+    {"migrate_rename", x_migrate_rename},
+    {"migrate_receive_unpause", x_migrate_receive_unpause},
+    {"migrate_receive_abort", x_migrate_receive_abort},
+    {"migrate_source_deactivate", x_migrate_source_deactivate},
+    {"migrate_source_reactivate", x_migrate_source_reactivate},
+    {"migrate_unpause_source", x_migrate_unpause_source},
+    {"migrate_source_cleanup", x_migrate_source_cleanup},
 };
 
 static const struct expansion all_expansions[] = {
@@ -370,6 +439,15 @@ test_expand_golden_hotplug(void **state)
     check_golden("vbd_hotunplug", x_vbd_hotunplug);
     check_golden("vif_hotplug", x_vif_hotplug);
     check_golden("vif_hotunplug", x_vif_hotunplug);
+}
+
+static void
+test_expand_golden_migrate(void **state)
+{
+    (void)state;
+    for (size_t i = 0;
+         i < sizeof(migrate_expansions) / sizeof(*migrate_expansions); i++)
+        check_golden(migrate_expansions[i].name, migrate_expansions[i].fn);
 }
 
 /* ---- helpers for the structural tests ---- */
@@ -965,6 +1043,40 @@ test_expand_atom_long_id_aborts(void **state)
     }
 }
 
+/*
+ * The source gives up exactly the disks it takes back on failure, and
+ * the receiver's abort clears the active flag of every device whatever
+ * phase it failed in.
+ */
+static void
+test_expand_migrate_halves_mirror(void **state)
+{
+    struct atom *deact = expand_migrate_source_deactivate(&golden_vm);
+    struct atom *react = expand_migrate_source_reactivate(&golden_vm);
+    struct atom *abort_tree = expand_migrate_receive_abort(&golden_vm);
+
+    (void)state;
+    for (size_t i = 0; i < golden_vm.n_vbds; i++) {
+        const struct expand_vbd *b = &golden_vm.vbds[i];
+
+        assert_int_equal(count_leaves(deact, ATOM_VBD_DEACTIVATE, b->dev),
+                         b->has_backend ? 1 : 0);
+        assert_int_equal(count_leaves(react, ATOM_VBD_ACTIVATE, b->dev),
+                         b->has_backend ? 1 : 0);
+        assert_int_equal(count_leaves(abort_tree, ATOM_VBD_SET_ACTIVE,
+                                      b->dev), 1);
+    }
+    for (size_t i = 0; i < golden_vm.n_vifs; i++)
+        assert_int_equal(count_leaves(abort_tree, ATOM_VIF_SET_ACTIVE,
+                                      golden_vm.vifs[i].dev), 1);
+    atom_free(deact);
+    atom_free(react);
+    atom_free(abort_tree);
+    /* No disk with a backend: nothing to (de)activate. */
+    assert_null(expand_migrate_source_deactivate(&empty_vm));
+    assert_null(expand_migrate_source_reactivate(&empty_vm));
+}
+
 int
 main(void)
 {
@@ -978,6 +1090,8 @@ main(void)
         cmocka_unit_test(test_expand_golden_restore_devices),
         cmocka_unit_test(test_expand_golden_restore_vifs),
         cmocka_unit_test(test_expand_golden_early_attach),
+        cmocka_unit_test(test_expand_golden_migrate),
+        cmocka_unit_test(test_expand_migrate_halves_mirror),
         cmocka_unit_test(test_expand_golden_hotplug),
         cmocka_unit_test(test_expand_rw_vbds_plug_before_ro),
         cmocka_unit_test(test_expand_legacy_and_split_atoms_never_mix),

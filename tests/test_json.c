@@ -16,10 +16,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 #define UUID "9c0f7c55-1a2b-4c3d-8e4f-0123456789ab"
 
@@ -876,6 +876,27 @@ test_json_gen_tree_keeps_number_text(void **state)
     yajl_tree_free(v);
 }
 
+/* A failure's error survives cleanup steps that set and clear their
+ * own. */
+static void
+test_json_err_preserve_restore(void **state)
+{
+    struct xo_err_saved saved;
+    char *json;
+    int rc;
+
+    (void)state;
+    rc = xo_err_does_not_exist("VM", "x");
+    xo_err_preserve(rc, &saved);
+    xo_err_internal("cleanup step failed");
+    xo_err_clear();
+    assert_int_equal(xo_err_restore(&saved), XO_ENOTFOUND);
+    assert_null(saved.json);
+    json = xo_err_take_json(XO_ENOTFOUND);
+    assert_string_equal(json, "[\"Does_not_exist\",[\"VM\",\"x\"]]");
+    free(json);
+}
+
 int
 main(void)
 {
@@ -919,6 +940,7 @@ main(void)
         cmocka_unit_test(test_json_ids_check_vm_bounds_shown_id),
         cmocka_unit_test(test_json_ids_check_dev),
         cmocka_unit_test(test_json_ids_tmp_id),
+        cmocka_unit_test(test_json_err_preserve_restore),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,15 +15,15 @@
 #include <string.h>
 
 #include "config.h"
-#include "errors.h"
-#include "json.h"
 #include "metadata.h"
 #include "server.h"
 #include "server_fixture.h"
 #include "task.h"
 #include "updates.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 #define VM SERVER_FIXTURE_VM
 #define TMP "9c0f7c55-1111-2222-3333-444400000001"

@@ -16,9 +16,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "migrate_http.h"
-#include "xalloc.h"
+#include "migrate/migrate_http.h"
+#include "util/errors.h"
+#include "util/xalloc.h"
 
 #define TOKEN "0123456789abcdef-test-token"
 
@@ -171,6 +171,60 @@ test_migrate_http_bad_requests(void **state)
     close(fd);
     wait_calls(&s, 1);
     free(s.peer_error);
+    migrate_url_dispose(&u);
+    free(url);
+    migrate_listener_stop(l);
+}
+
+/* Send head on a new connection; true if the answer is a 400. */
+static bool
+refused_with_400(const struct migrate_url *u, const char *head)
+{
+    char buf[64];
+    ssize_t n;
+    int fd;
+
+    assert_int_equal(migrate_http_connect(u, 5000, &fd), 0);
+    assert_true(write(fd, head, strlen(head)) == (ssize_t)strlen(head));
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    return strstr(buf, " 400 ") != NULL;
+}
+
+/* The framing rules every server of ours applies (http.h): one
+ * Content-Length, no Transfer-Encoding; the route is never called. */
+static void
+test_migrate_http_strict_framing(void **state)
+{
+    struct seen s = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+                      0, "", "", NULL };
+    struct migrate_listener *l = NULL;
+    struct migrate_url u;
+    char *url, *head;
+
+    assert_int_equal(migrate_listener_start("127.0.0.1:0", TOKEN, route, &s,
+                                            &l), 0);
+    url = url_for(l, TOKEN);
+    assert_int_equal(migrate_url_parse(url, &u), 0);
+    head = xasprintf("POST /services/xenops?token=%s HTTP/1.1\r\n"
+                     "Content-Length: 2\r\nContent-Length: 3\r\n\r\n",
+                     TOKEN);
+    assert_true(refused_with_400(&u, head));
+    free(head);
+    head = xasprintf("POST /services/xenops?token=%s HTTP/1.1\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n", TOKEN);
+    assert_true(refused_with_400(&u, head));
+    free(head);
+    head = xasprintf("POST /services/xenops?token=%s HTTP/1.1\r\n"
+                     "Content-Length: 1x\r\n\r\n", TOKEN);
+    assert_true(refused_with_400(&u, head));
+    free(head);
+    pthread_mutex_lock(&s.m);
+    assert_int_equal(s.calls, 0);
+    pthread_mutex_unlock(&s.m);
     migrate_url_dispose(&u);
     free(url);
     migrate_listener_stop(l);
@@ -341,6 +395,7 @@ main(void)
         cmocka_unit_test(test_migrate_http_put_and_handshakes),
         cmocka_unit_test(test_migrate_http_wrong_token_refused),
         cmocka_unit_test(test_migrate_http_bad_requests),
+        cmocka_unit_test(test_migrate_http_strict_framing),
         cmocka_unit_test(test_migrate_http_forwarded_handover),
         cmocka_unit_test(test_migrate_http_connection_cap),
         cmocka_unit_test(test_migrate_http_url_parse),

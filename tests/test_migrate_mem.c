@@ -27,25 +27,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "log.h"
-#include "migrate_mem.h"
-#include "sim_guest.h"
-#include "xalloc.h"
+#include "backend/sim/migrate_mem.h"
+#include "backend/sim/sim_guest.h"
+#include "testutil.h"
+#include "util/errors.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define MIB (1024u * 1024u)
 #define PAGE SIM_GUEST_PAGE_SIZE
 /* Deadlock guard for waits and stream I/O; never a timing check. */
 #define WAIT_LIMIT_MS 20000
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 static uint64_t
 now_ns(void)
@@ -61,10 +53,7 @@ now_ns(void)
 static bool
 ticked(struct sim_guest *g, uint64_t target)
 {
-    for (int i = 0; i < WAIT_LIMIT_MS && sim_guest_heartbeat(g) < target;
-         i++)
-        sleep_ms(1);
-    return sim_guest_heartbeat(g) >= target;
+    return testutil_wait_heartbeat(g, target, WAIT_LIMIT_MS);
 }
 
 /* The same with an assertion, for the test's main thread. */
@@ -115,8 +104,8 @@ struct run {
     bool gate;                  /* receiver waits for two source ticks */
     bool relay_on;
     struct relay relay;
-    volatile bool cancel;
-    volatile bool rcancel;
+    atomic_bool cancel;
+    atomic_bool rcancel;
     int cancel_at_round;        /* -1: never */
     bool wait_ticks;            /* progress callback waits two ticks */
     int pauses;
@@ -339,7 +328,7 @@ check_exact_copy(struct run *r)
     assert_int_equal(r->progress_calls, (int)r->ss.rounds);
 
     /* Keep the copy paused a while: that is downtime the guest sees. */
-    sleep_ms(20);
+    testutil_sleep_ms(20);
     t_unpause = now_ns();
     sim_guest_unpause(r->dst);
     assert_int_equal(migrate_mem_measure_downtime(r->dst, &r->ro, &r->rs),

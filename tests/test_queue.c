@@ -22,9 +22,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "json.h"
 #include "queue.h"
-#include "xalloc.h"
+#include "testutil.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 #define GUARD_SEC 10
 #define NSLOTS 4
@@ -154,14 +155,6 @@ counter_run(void *arg)
     pthread_mutex_unlock(&c->m);
 }
 
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = { .tv_sec = 0, .tv_nsec = ms * 1000000L };
-
-    nanosleep(&ts, NULL);
-}
-
 /* Surplus workers leave on their own; poll (bounded) for the count. */
 static bool
 wait_threads(struct queue_pool *p, int n)
@@ -169,7 +162,7 @@ wait_threads(struct queue_pool *p, int n)
     for (int i = 0; i < GUARD_SEC * 1000; i++) {
         if (queue_pool_threads(p) == n)
             return true;
-        sleep_ms(1);
+        testutil_sleep_ms(1);
     }
     return false;
 }
@@ -186,7 +179,7 @@ wait_idle(struct queue_pool *p)
         free(dump);
         if (idle)
             return true;
-        sleep_ms(1);
+        testutil_sleep_ms(1);
     }
     return false;
 }
@@ -459,7 +452,7 @@ test_queue_free_runs_queued_items_then_joins(void **state)
             refused = true;
         else
             accepted++;
-        sleep_ms(1);
+        testutil_sleep_ms(1);
     }
     item_release(&gate);
     assert_int_equal(pthread_join(tid, NULL), 0);

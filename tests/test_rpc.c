@@ -26,12 +26,13 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "errors.h"
-#include "json.h"
-#include "log.h"
-#include "rpc.h"
-#include "rpc_json.h"
-#include "xalloc.h"
+#include "rpc/rpc.h"
+#include "rpc/rpc_json.h"
+#include "testutil.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define GUARD_SEC 10
 
@@ -506,13 +507,10 @@ fx_start(struct fx *fx)
 static int
 raw_connect(const char *path)
 {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
     struct timeval tv = { .tv_sec = GUARD_SEC };
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = testutil_unix_connect(path);
 
     assert_true(fd >= 0);
-    strcpy(addr.sun_path, path);
-    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     return fd;

@@ -31,14 +31,17 @@
 #include <sys/time.h>
 #include <sys/un.h>
 
+#include "admin.h"
 #include "config.h"
-#include "errors.h"
-#include "json.h"
-#include "rpc.h"
-#include "rpc_methods.h"
+#include "migrate/migrate.h"
+#include "rpc/rpc.h"
+#include "rpc/rpc_methods.h"
 #include "server.h"
-#include "xalloc.h"
-#include "xmlrpc.h"
+#include "testutil.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
+#include "util/xmlrpc.h"
 
 #define SR3 "5a3e0c3e-0000-4000-8000-000000000003"
 #define SR1 "5a3e0c3e-0000-4000-8000-000000000001"
@@ -60,6 +63,8 @@ struct golden {
     struct server *srv;
     struct rpc_server *rpc;
     struct rpc_methods_ctx mctx;
+    struct migrate *mig;
+    struct admin *adm;
     struct golden_var vars[MAX_VARS];
     size_t n_vars;
 };
@@ -295,6 +300,8 @@ static void
 golden_server_start(struct golden *g)
 {
     struct rpc_server_config rcfg;
+    struct migrate_deps md;
+    struct admin_deps ad;
     uid_t uids[2] = { 0, getuid() };
     char *srs = xasprintf(SR3 ":3.0:1:1," SR1 ":1.0:1:1");
 
@@ -305,10 +312,25 @@ golden_server_start(struct golden *g)
     assert_int_equal(config_set(&g->cfg, "sim-srs", srs, "test"), 0);
     assert_int_equal(config_set(&g->cfg, "sim-memory-cap-mib", "1", "test"),
                      0);
+    assert_int_equal(config_set(&g->cfg, "sockets-path", g->tmpdir, "test"),
+                     0);
     free(srs);
     assert_int_equal(server_new(&g->cfg, NULL, &g->srv), 0);
     /* No shutdown callback: DEBUG.shutdown is answered, nothing stops. */
     g->mctx.srv = g->srv;
+    /* Wired as main does (VM.migrate checks its arguments, HOST.stat has
+     * its extension). */
+    server_admin_deps(g->srv, &ad);
+    g->adm = admin_new(&ad);
+    g->mctx.admin = g->adm;
+    server_migrate_deps(g->srv, &md);
+    md.methods = rpc_methods_table;
+    md.n_methods = rpc_methods_count;
+    md.methods_ctx = &g->mctx;
+    md.note_migration = admin_note_migration_cb;
+    md.note_ctx = g->adm;
+    assert_int_equal(migrate_new(&md, &g->mig), 0);
+    g->mctx.mig = g->mig;
     memset(&rcfg, 0, sizeof(rcfg));
     rcfg.path = g->sock;
     /* The daemon allows root only; the test runs as whoever runs it. */
@@ -338,7 +360,6 @@ static void
 http_post(const char *sock, const char *content_type, const char *body,
           size_t len, struct http_reply *reply)
 {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
     struct timeval tv = { .tv_sec = GUARD_SEC };
     size_t cap = 4096, n = 0, head_len;
     char *buf = xmalloc(cap);
@@ -347,11 +368,9 @@ http_post(const char *sock, const char *content_type, const char *body,
     int fd;
 
     memset(reply, 0, sizeof(*reply));
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = testutil_unix_connect(sock);
     assert_true(fd >= 0);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    xstrlcpy(addr.sun_path, sock, sizeof(addr.sun_path));
-    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
     head = xasprintf("POST / HTTP/1.1\r\nHost: localhost\r\n%s%s%s"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
                      content_type ? "Content-Type: " : "",
@@ -469,14 +488,6 @@ exchange(struct golden *g, const char *body, bool xml)
 }
 
 static void
-sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-    nanosleep(&ts, NULL);
-}
-
-static void
 test_rpc_golden_case(void **state)
 {
     const struct golden_case *c = *state;
@@ -516,7 +527,7 @@ test_rpc_golden_case(void **state)
 
             if (!tag || strcmp(tag, "Pending") != 0)
                 break;
-            sleep_ms(10);
+            testutil_sleep_ms(10);
             yajl_tree_free(actual);
             actual = exchange(g, body, c->xml);
         }
@@ -796,6 +807,8 @@ golden_teardown(void **state)
     struct golden *g = G;
 
     rpc_server_stop(g->rpc);
+    migrate_free(g->mig);
+    admin_free(g->adm);
     server_free(g->srv);
     config_dispose(&g->cfg);
     remove_tree(g->tmpdir);

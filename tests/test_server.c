@@ -16,17 +16,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend_sim.h"
+#include "backend/sim/backend_sim.h"
+#include "backend/sim/backend_sim_priv.h"
+#include "backend/sim/xstree.h"
 #include "config.h"
-#include "errors.h"
-#include "json.h"
 #include "server.h"
 #include "server_fixture.h"
 #include "server_priv.h"
-#include "sm.h"
+#include "sm/sm.h"
 #include "task.h"
-#include "xalloc.h"
-#include "xstree.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 #define VM SERVER_FIXTURE_VM
 #define SR3 SERVER_FIXTURE_SR
@@ -513,7 +514,7 @@ test_server_host_stat(void **state)
     yajl_val v, cpu;
 
     server_set_cpuinfo_path(f->srv, path);
-    assert_int_equal(server_host_stat(f->srv, &text), 0);
+    assert_int_equal(server_host_stat(f->srv, NULL, &text), 0);
     v = server_fixture_parse(text);
     cpu = json_get(v, "cpu_info");
     assert_json_field(cpu, "cpu_count", "8");
@@ -540,7 +541,7 @@ test_server_host_stat(void **state)
     free(text);
     /* Without the file the CPUs are still counted. */
     server_set_cpuinfo_path(f->srv, "/nonexistent/cpuinfo");
-    assert_int_equal(server_host_stat(f->srv, &text), 0);
+    assert_int_equal(server_host_stat(f->srv, NULL, &text), 0);
     v = server_fixture_parse(text);
     assert_true(json_get(json_get(v, "cpu_info"), "cpu_count")->u.number.i
                 >= 1);
@@ -731,6 +732,37 @@ test_server_vm_delay(void **state)
     assert_task(run_op(f, &a, NULL), "Completed", "VM_delay 0.01");
 }
 
+/* A cancel wakes VM_delay at once, whenever it lands: before the atom,
+ * while it sleeps (its cancel callback signals it) or in between. */
+static void
+test_server_vm_delay_cancel_wakes(void **state)
+{
+    struct fx *f = *state;
+    struct server_op_args a = { .kind = SERVER_OP_ATOMIC, .vm = VM,
+                                .atomic = ATOM_VM_DELAY, .timeout = 600 };
+    char *id = NULL, *stat;
+    struct task *t;
+
+    assert_int_equal(server_queue_op(f->srv, "test", &a, &id), 0);
+    t = task_find(server_tasks(f->srv), id);
+    assert_non_null(t);
+    for (int i = 0; i < 20000; i++) {
+        stat = task_stat_json(t);
+        if (strstr(stat, "VM_delay 600")) {
+            free(stat);
+            break;
+        }
+        free(stat);
+        usleep(1000);
+    }
+    assert_int_equal(task_cancel(server_tasks(f->srv), id), 0);
+    /* Far less than the 600 s the atom would sleep. */
+    assert_int_equal(task_wait(t, 60), 0);
+    assert_task(task_stat_json(t), "Failed", "Cancelled");
+    task_unref(t);
+    free(id);
+}
+
 /* The SM layer's view: does a datapath of dev exist? */
 static bool
 has_datapath(struct fx *f, const char *dev)
@@ -891,10 +923,32 @@ test_server_generate_state_string(void **state)
     yajl_tree_free(bad);
 }
 
+/* Start-up leaves a domain it holds no records for alone. */
+static void
+test_server_reconcile_leaves_foreign_domains(void **state)
+{
+    struct backend_sim_config sc = { 1 << 20, 0, 5 };
+    struct backend_vm_config vc = { 1 << 20, 1, false, NULL };
+    struct backend_vm_state st;
+    struct server *srv = NULL;
+    struct backend *b = NULL;
+    struct config cfg;
+
+    (void)state;
+    assert_int_equal(backend_sim_new(&sc, &b), 0);
+    assert_int_equal(b->ops->vm_create(b, SERVER_FIXTURE_VM, &vc), 0);
+    server_fixture_config(&cfg, NULL, SERVER_FIXTURE_SR ":5.0:20:1");
+    assert_int_equal(server_new(&cfg, b, &srv), 0);
+    assert_int_equal(b->ops->vm_get_state(b, SERVER_FIXTURE_VM, &st), 0);
+    assert_int_not_equal(st.domid, -1);
+    server_fixture_stop(srv, &cfg);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_server_reconcile_leaves_foreign_domains),
         cmocka_unit_test_setup_teardown(test_server_start_shutdown, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
@@ -923,6 +977,8 @@ main(void)
             test_server_set_memory_dynamic_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_set_xsdata, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_server_vm_delay_cancel_wakes,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_vm_delay, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_server_vbd_insert_eject, setup,

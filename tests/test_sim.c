@@ -13,20 +13,23 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "backend_sim.h"
-#include "errors.h"
-#include "json.h"
-#include "log.h"
-#include "sim_guest.h"
-#include "xalloc.h"
-#include "xstree.h"
+#include "backend/backend.h"
+#include "backend/sim/backend_sim.h"
+#include "backend/sim/backend_sim_priv.h"
+#include "backend/sim/sim_guest.h"
+#include "backend/sim/xstree.h"
+#include "testutil.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define VM_A "11111111-2222-3333-4444-555555555555"
 #define VM_B "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -36,23 +39,11 @@
 /* Deadlock guard for waits on the guest thread; never a timing check. */
 #define WAIT_LIMIT_MS 20000
 
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* Wait until the guest has ticked at least target times. */
 static void
 wait_heartbeat(struct sim_guest *g, uint64_t target)
 {
-    for (int i = 0; i < WAIT_LIMIT_MS && sim_guest_heartbeat(g) < target;
-         i++)
-        sleep_ms(1);
-    assert_true(sim_guest_heartbeat(g) >= target);
+    assert_true(testutil_wait_heartbeat(g, target, WAIT_LIMIT_MS));
 }
 
 static char *
@@ -396,7 +387,7 @@ test_sim_guest_heartbeat_runs_and_pauses(void **state)
     assert_true(sim_guest_last_tick_ns(g) > 0);
     sim_guest_pause(g);
     hb = sim_guest_heartbeat(g);
-    sleep_ms(30);
+    testutil_sleep_ms(30);
     assert_int_equal(sim_guest_heartbeat(g), hb);
     sim_guest_unpause(g);
     wait_heartbeat(g, hb + 1);
@@ -416,7 +407,7 @@ test_sim_guest_gap_covers_pause(void **state)
     sim_guest_reset_max_gap(g);
     assert_int_equal(sim_guest_max_gap_ns(g), 0);
     hb = sim_guest_heartbeat(g);
-    sleep_ms(50);
+    testutil_sleep_ms(50);
     sim_guest_unpause(g);
     wait_heartbeat(g, hb + 1);
     /* The guest saw at least the time it was paused. */
@@ -435,7 +426,7 @@ test_sim_guest_pause_stops_memory_writes(void **state)
     wait_heartbeat(g, 2);
     sim_guest_pause(g);
     sum = sim_guest_checksum(g);
-    sleep_ms(20);
+    testutil_sleep_ms(20);
     assert_true(sim_guest_checksum(g) == sum);
     sim_guest_free(g);
 }
@@ -607,7 +598,7 @@ test_sim_guest_cancel_honoured(void **state)
     struct sim_guest *a, *b;
     char *dir = tmpdir_new(), *file;
     int fd = tmpfile_open(dir, "img", &file);
-    volatile bool cancel = true;
+    atomic_bool cancel = true;
     uint64_t sum;
 
     assert_int_equal(sim_guest_new(128 * 4096, 100000, 1, &a), 0);
@@ -1047,7 +1038,7 @@ test_sim_save_restore_between_vms(void **state)
     struct sim_guest *ga, *gb;
     char *dir = tmpdir_new(), *file;
     int fd = tmpfile_open(dir, "img", &file);
-    volatile bool cancel = false;
+    atomic_bool cancel = false;
     uint64_t sum;
 
     assert_int_equal(b->ops->vm_create(b, VM_A, &vm_cfg), 0);
@@ -1223,6 +1214,167 @@ test_sim_power_names(void **state)
     assert_string_equal(backend_power_name(BACKEND_SUSPENDED), "Suspended");
 }
 
+/* ---- what migration needs: stream out/in, forget, list ---- */
+
+struct mig_send {
+    struct backend *b;
+    int fd;
+    int rc;
+    int pauses;
+    int progress_calls;
+    struct backend_migrate_stats st;
+};
+
+static int
+mig_pause(void *arg)
+{
+    struct mig_send *m = arg;
+
+    m->pauses++;
+    return m->b->ops->vm_pause(m->b, VM_A);
+}
+
+static void
+mig_progress(const struct backend_migrate_progress *p, void *arg)
+{
+    struct mig_send *m = arg;
+
+    assert_true(p->bytes_sent > 0);
+    m->progress_calls++;
+}
+
+static void *
+mig_send_thread(void *arg)
+{
+    struct mig_send *m = arg;
+    struct backend_migrate_opts o = {
+        .max_downtime_ms = 300, .max_iterations = 5,
+        .pause = mig_pause, .pause_arg = m,
+        .progress = mig_progress, .progress_arg = m,
+    };
+
+    m->rc = m->b->ops->vm_migrate_send(m->b, VM_A, m->fd, &o, &m->st);
+    return NULL;
+}
+
+static void
+test_sim_migrate_stream_moves_the_guest(void **state)
+{
+    struct backend *b = sim_new();
+    struct backend_migrate_opts ro = { .max_iterations = 1 };
+    struct backend_migrate_stats rst;
+    struct backend_vm_state st;
+    struct sim_guest *ga, *gb;
+    struct mig_send m = { .b = b };
+    pthread_t t;
+    uint64_t gap = 0;
+    int sv[2];
+
+    (void)state;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(b->ops->vm_create(b, VM_A, &vm_cfg), 0);
+    assert_int_equal(b->ops->vm_build(b, VM_A, false), 0);
+    assert_int_equal(b->ops->vm_unpause(b, VM_A), 0);
+    assert_int_equal(backend_sim_guest(b, VM_A, &ga), 0);
+    wait_heartbeat(ga, 2);
+    assert_int_equal(b->ops->vm_create(b, VM_B, &vm_cfg), 0);
+    assert_int_equal(backend_sim_guest(b, VM_B, &gb), 0);
+    /* Nothing was received yet: nothing to measure. */
+    assert_int_equal(b->ops->vm_migrate_guest_downtime(b, VM_B, NULL, &gap),
+                     XO_EINVAL);
+    xo_err_clear();
+
+    m.fd = sv[0];
+    assert_int_equal(pthread_create(&t, NULL, mig_send_thread, &m), 0);
+    assert_int_equal(b->ops->vm_migrate_receive(b, VM_B, sv[1], &ro, &rst),
+                     0);
+    pthread_join(t, NULL);
+    assert_int_equal(m.rc, 0);
+    assert_int_equal(m.pauses, 1);
+    assert_true(m.progress_calls >= 1);
+    assert_true(m.st.paused);
+    assert_true(m.st.bytes > 0);
+    assert_int_equal(rst.bytes, m.st.bytes);
+    get_state(b, VM_A, &st);
+    assert_int_equal(st.power, BACKEND_PAUSED);
+    assert_true(sim_guest_checksum(ga) == sim_guest_checksum(gb));
+
+    assert_int_equal(b->ops->vm_build(b, VM_B, false), 0);
+    assert_int_equal(b->ops->vm_unpause(b, VM_B), 0);
+    assert_int_equal(b->ops->vm_migrate_guest_downtime(b, VM_B, NULL, &gap),
+                     0);
+    assert_true(gap > 0);
+    close(sv[0]);
+    close(sv[1]);
+    b->ops->destroy(b);
+}
+
+static void
+test_sim_migrate_stream_needs_a_domain(void **state)
+{
+    struct backend *b = sim_new();
+    struct backend_migrate_opts o = { .max_iterations = 1 };
+    struct backend_migrate_stats st;
+
+    (void)state;
+    assert_int_equal(b->ops->vm_migrate_send(b, VM_A, -1, &o, &st),
+                     XO_ENOTFOUND);
+    assert_false(st.paused);
+    assert_int_equal(b->ops->vm_migrate_receive(b, VM_A, -1, &o, &st),
+                     XO_ENOTFOUND);
+    assert_int_equal(b->ops->vm_migrate_send(b, "x", -1, &o, &st),
+                     XO_EINVAL);
+    xo_err_clear();
+    b->ops->destroy(b);
+}
+
+static void
+test_sim_forget_drops_the_records_of_a_gone_domain(void **state)
+{
+    struct backend *b = sim_new();
+    struct xstree *xs = backend_sim_xstree(b);
+
+    (void)state;
+    assert_int_equal(b->ops->vm_create(b, VM_A, &vm_cfg), 0);
+    assert_int_equal(b->ops->vbd_set_active(b, VM_A, "xvda", true), 0);
+    /* A VM that still has a domain is not forgotten. */
+    assert_int_equal(b->ops->vm_forget(b, VM_A), XO_EEXISTS);
+    xo_err_clear();
+    assert_true(xstree_exists(xs, "/vm/" VM_A));
+    assert_int_equal(b->ops->vm_destroy(b, VM_A), 0);
+    /* The active flag keeps /vm/<id> after the domain went. */
+    assert_true(xstree_exists(xs, "/vm/" VM_A));
+    assert_int_equal(b->ops->vm_forget(b, VM_A), 0);
+    assert_false(xstree_exists(xs, "/vm/" VM_A));
+    /* Nothing left to forget is fine; a bad id is refused. */
+    assert_int_equal(b->ops->vm_forget(b, VM_A), 0);
+    assert_int_equal(b->ops->vm_forget(b, "../x"), XO_EINVAL);
+    xo_err_clear();
+    b->ops->destroy(b);
+}
+
+static void
+test_sim_list_domains(void **state)
+{
+    struct backend *b = sim_new();
+    char **vms = NULL;
+    size_t n = 9;
+
+    (void)state;
+    assert_int_equal(b->ops->list_domains(b, &vms, &n), 0);
+    assert_int_equal(n, 0);
+    backend_list_free(vms, n);
+    assert_int_equal(b->ops->vm_create(b, VM_A, &vm_cfg), 0);
+    assert_int_equal(b->ops->vm_create(b, VM_B, &vm_cfg), 0);
+    assert_int_equal(b->ops->vm_destroy(b, VM_A), 0);
+    assert_int_equal(b->ops->list_domains(b, &vms, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(vms[0], VM_B);
+    backend_list_free(vms, n);
+    backend_list_free(NULL, 0);
+    b->ops->destroy(b);
+}
+
 int
 main(void)
 {
@@ -1256,6 +1408,10 @@ main(void)
         cmocka_unit_test(test_sim_bad_ids_change_nothing),
         cmocka_unit_test(test_sim_diagnostics),
         cmocka_unit_test(test_sim_power_names),
+        cmocka_unit_test(test_sim_migrate_stream_moves_the_guest),
+        cmocka_unit_test(test_sim_migrate_stream_needs_a_domain),
+        cmocka_unit_test(test_sim_forget_drops_the_records_of_a_gone_domain),
+        cmocka_unit_test(test_sim_list_domains),
     };
 
     /* Failures are the point of many cases: keep their log lines out. */

@@ -14,11 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "errors.h"
 #include "model.h"
-#include "sm.h"
-#include "sm_testdrv.h"
-#include "xalloc.h"
+#include "sm/sm.h"
+#include "sm/sm_testdrv.h"
+#include "util/errors.h"
+#include "util/xalloc.h"
 
 #define SR3 "5a3e0c3e-0000-4000-8000-000000000003"
 #define SR1 "5a3e0c3e-0000-4000-8000-000000000001"
@@ -796,10 +796,67 @@ test_sm_table_memory_only(void **state)
     assert_null(text);
 }
 
+struct held_attach {
+    struct sm *sm;
+    int rc;
+};
+
+static void *
+held_attach_main(void *arg)
+{
+    struct held_attach *h = arg;
+    struct model_disk d;
+    char *params = NULL;
+
+    vdi_disk(&d, SR3, "vdi-h");
+    h->rc = sm_attach(h->sm, "vbd/3/xvdh", &d, "3", true, &params);
+    free(params);
+    model_disk_dispose(&d);
+    return NULL;
+}
+
+/* While the hold file exists an attach stays in flight; removing it lets
+ * the attach finish. No timing: the test waits for the driver's state. */
+static void
+test_sm_testdrv_hold_keeps_attach_in_flight(void **state)
+{
+    char dir[] = "/tmp/test_sm_hold.XXXXXX";
+    struct held_attach h = { 0 };
+    struct sm_testdrv *d;
+    pthread_t t;
+    char *hold;
+    FILE *fp;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    hold = xasprintf("%s/hold", dir);
+    fp = fopen(hold, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    assert_int_equal(setenv(SM_TESTDRV_HOLD_ENV, hold, 1), 0);
+    assert_int_equal(sm_new(&h.sm), 0);
+    d = sm_testdrv_new("5.0");
+    assert_int_equal(unsetenv(SM_TESTDRV_HOLD_ENV), 0);
+    assert_int_equal(sm_register_sr(h.sm, SR3, &sm_testdrv_ops, d), 0);
+    assert_int_equal(pthread_create(&t, NULL, held_attach_main, &h), 0);
+    while (sm_testdrv_max_inflight(d) < 1)
+        usleep(1000);
+    /* Counted in flight and held: not attached, whatever the load. */
+    assert_int_equal(sm_testdrv_attached(d), 0);
+    assert_int_equal(unlink(hold), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(h.rc, 0);
+    assert_int_equal(sm_testdrv_attached(d), 1);
+    sm_free(h.sm);
+    rmdir(dir);
+    free(hold);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sm_testdrv_hold_keeps_attach_in_flight),
         cmocka_unit_test_setup_teardown(test_sm_attach_activate_sequence,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(

@@ -18,11 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "json.h"
-#include "sm_exec.h"
+#include "sm/sm_exec.h"
 #include "sm_fixture.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 static int
 setup(void **state)

@@ -29,13 +29,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "json.h"
 #include "model.h"
-#include "sm.h"
+#include "sm/sm.h"
+#include "sm/v3/smapiv3.h"
 #include "sm_fixture.h"
-#include "smapiv3.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 #define SR "d9a3e0c3-0000-4000-8000-000000000003"
 #define PLUGIN "org.xen.xapi.storage.xo-file"

@@ -13,11 +13,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "json.h"
 #include "task.h"
+#include "task_priv.h"
 #include "updates.h"
-#include "xalloc.h"
+#include "updates_priv.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 /* A deadlock guard for blocking waits, never expected to elapse. */
 #define GUARD_S 60.0
@@ -532,7 +534,10 @@ test_task_wait_wakes_on_completion(void **state)
     assert_int_equal(task_wait(t, 0.01), XO_ETIMEDOUT);
     xo_err_clear();
     assert_int_equal(pthread_create(&th, NULL, waiter_main, &w), 0);
-    usleep(20000);  /* makes it likely the waiter is blocked */
+    /* Handshake: the waiter is blocked before the task completes. */
+    for (int i = 0; i < GUARD_S * 1000 && task_waiters(t) < 1; i++)
+        usleep(1000);
+    assert_int_equal(task_waiters(t), 1);
     task_complete(t, NULL);
     pthread_join(th, NULL);
     assert_int_equal(w.rc, 0);
@@ -669,7 +674,10 @@ test_task_cancel_wakes_updates_get(void **state)
     pthread_t th;
 
     assert_int_equal(pthread_create(&th, NULL, updates_waiter_main, &w), 0);
-    usleep(20000);  /* makes it likely the getter is blocked */
+    /* Handshake: the getter is blocked before the cancel. */
+    for (int i = 0; i < GUARD_S * 1000 && updates_waiters(u) < 1; i++)
+        usleep(1000);
+    assert_int_equal(updates_waiters(u), 1);
     assert_int_equal(task_cancel(reg, "0"), 0);
     pthread_join(th, NULL);
     assert_string_equal(w.result, "[[],[],1]");

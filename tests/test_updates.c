@@ -13,10 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "json.h"
 #include "updates.h"
-#include "xalloc.h"
+#include "updates_priv.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
 
 #define VM_A "9c0f7c55-1111-2222-3333-444455556666"
 #define VM_B "0b1c7c55-1111-2222-3333-444455556666"
@@ -113,7 +114,7 @@ struct getter {
     struct updates *u;
     int64_t from;
     double timeout;
-    const volatile bool *cancel;
+    const atomic_bool *cancel;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool started;
@@ -133,9 +134,8 @@ getter_main(void *arg)
     return NULL;
 }
 
-/* Start a getter and wait until it is about to call updates_get; a short
- * pause then makes it likely to be blocked (correctness does not depend on
- * it, the getter's result does not either). */
+/* Start a getter (which has no news yet) and wait until it is blocked
+ * in updates_get. */
 static void
 getter_start(struct getter *g, pthread_t *th)
 {
@@ -146,7 +146,9 @@ getter_start(struct getter *g, pthread_t *th)
     while (!g->started)
         pthread_cond_wait(&g->cond, &g->lock);
     pthread_mutex_unlock(&g->lock);
-    usleep(20000);
+    for (int i = 0; i < GUARD_S * 1000 && updates_waiters(g->u) < 1; i++)
+        usleep(1000);
+    assert_int_equal(updates_waiters(g->u), 1);
 }
 
 static void
@@ -178,7 +180,7 @@ static void
 test_updates_cancel_and_wake_unblock_get(void **state)
 {
     struct updates *u = updates_new();
-    volatile bool cancel = false;
+    atomic_bool cancel = false;
     struct getter g = { .u = u, .from = 0, .timeout = GUARD_S,
                         .cancel = &cancel };
     pthread_t th;

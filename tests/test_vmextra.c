@@ -24,11 +24,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 #define ID_A "11111111-2222-3333-4444-555555555555"
 #define ID_B "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -993,6 +993,77 @@ test_vmextra_two_stores_share_generation(void **state)
     vmextra_store_close(b);
 }
 
+/* An update fn that, the first time, lets another store commit first. */
+struct racer {
+    struct vmextra_store *other;
+    int calls;
+};
+
+static int
+racing_fn(struct vmextra_doc *doc, void *arg)
+{
+    struct racer *r = arg;
+    struct vmextra_doc *d = NULL;
+
+    if (r->calls++ == 0) {
+        /* Update the document, or create it first when it is new. */
+        if (vmextra_load(r->other, doc->id, &d) == XO_ENOTFOUND) {
+            xo_err_clear();
+            assert_int_equal(vmextra_doc_new(doc->id, &d), 0);
+        }
+        d->last_start_time = 1;
+        assert_int_equal(vmextra_commit(r->other, d), 0);
+        vmextra_doc_free(d);
+    }
+    doc->last_start_time += 10;
+    return 0;
+}
+
+static int
+unchanged_fn(struct vmextra_doc *doc, void *arg)
+{
+    (void)doc;
+    (void)arg;
+    return 1;
+}
+
+/* The one read-modify-commit: creates on request, retries a lost race
+ * with the winner's document, leaves the document alone on request. */
+static void
+test_vmextra_update_retries_and_creates(void **state)
+{
+    struct fx *fx = *state;
+    struct vmextra_store *a = open_store(fx), *b = open_store(fx);
+    struct racer r = { b, 0 };
+    struct vmextra_doc *d = NULL;
+
+    assert_int_equal(vmextra_update(a, ID_A, 0, unchanged_fn, NULL),
+                     XO_ENOTFOUND);
+    xo_err_clear();
+    /* Losing a creation race: the retry updates the winner's document. */
+    assert_int_equal(vmextra_update(a, ID_A, VMEXTRA_UPDATE_CREATE,
+                                    racing_fn, &r), 0);
+    assert_int_equal(r.calls, 2);
+    assert_int_equal(vmextra_load(a, ID_A, &d), 0);
+    assert_int_equal(d->generation, 2);
+    assert_true(d->last_start_time == 11);
+    vmextra_doc_free(d);
+    r.calls = 0;
+    assert_int_equal(vmextra_update(a, ID_A, 0, racing_fn, &r), 0);
+    /* b's write (1) won the race; the retry applied +10 on top of it. */
+    assert_int_equal(r.calls, 2);
+    assert_int_equal(vmextra_load(a, ID_A, &d), 0);
+    assert_true(d->last_start_time == 11);
+    assert_int_equal(d->generation, 4);
+    vmextra_doc_free(d);
+    assert_int_equal(vmextra_update(a, ID_A, 0, unchanged_fn, NULL), 0);
+    assert_int_equal(vmextra_load(a, ID_A, &d), 0);
+    assert_int_equal(d->generation, 4);
+    vmextra_doc_free(d);
+    vmextra_store_close(a);
+    vmextra_store_close(b);
+}
+
 #define THREADS 4
 #define INCREMENTS 15
 
@@ -1215,6 +1286,7 @@ main(void)
         T(test_vmextra_bad_records_refused_on_commit),
         T(test_vmextra_limits_enforced),
         T(test_vmextra_two_stores_share_generation),
+        T(test_vmextra_update_retries_and_creates),
         T(test_vmextra_concurrent_commits_lose_nothing),
         T(test_vmextra_memory_mode_writes_nothing),
         T(test_vmextra_list_sorted_skips_corrupt),

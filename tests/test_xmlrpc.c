@@ -16,11 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "errors.h"
-#include "json.h"
-#include "rpc_xml.h"
-#include "xalloc.h"
-#include "xmlrpc.h"
+#include "rpc/rpc_xml.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/xalloc.h"
+#include "util/xmlrpc.h"
 
 #define HDR "<?xml version=\"1.0\"?>"
 #define RESP(v) HDR "<methodResponse><params><param>" v \

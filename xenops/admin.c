@@ -25,15 +25,13 @@
 
 #include "admin.h"
 #include "config.h"
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
-#include "server.h"
-#include "server_priv.h"
-#include "sr.h"
+#include "sm/sr.h"
 #include "task.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 /* How much of an untrusted name goes into a message. */
 #define ADMIN_SHOWN_MAX 64
@@ -41,13 +39,25 @@
 struct admin_flag {
     const char *name;       /* HOST.get_features / xenopsctl name */
     const char *key;        /* the xenopsd.conf key it persists as */
-    bool (*get)(struct server *srv);
-    void (*set)(struct server *srv, bool value);
+    bool (*get)(const struct admin_deps *d);
+    void (*set)(const struct admin_deps *d, bool value);
 };
+
+static bool
+admin_get_legacy(const struct admin_deps *d)
+{
+    return d->get_legacy(d->ctx);
+}
+
+static void
+admin_set_legacy(const struct admin_deps *d, bool value)
+{
+    d->set_legacy(d->ctx, value);
+}
 
 static const struct admin_flag admin_flags[] = {
     { "vbd-plug-unplug-legacy", "xenopsd-vbd-plug-unplug-legacy",
-      server_legacy, server_set_legacy },
+      admin_get_legacy, admin_set_legacy },
 };
 
 #define ADMIN_N_FLAGS (sizeof(admin_flags) / sizeof(admin_flags[0]))
@@ -59,6 +69,7 @@ struct admin_migration {
 };
 
 struct admin {
+    struct admin_deps deps;
     pthread_mutex_t flags_lock;
     pthread_mutex_t mig_lock;
     struct admin_migration *migs;
@@ -72,10 +83,11 @@ static const char *const admin_fragment_header =
     "the flags with those tools rather than by editing this file.";
 
 struct admin *
-admin_new(void)
+admin_new(const struct admin_deps *deps)
 {
     struct admin *a = xcalloc(1, sizeof(*a));
 
+    a->deps = *deps;
     pthread_mutex_init(&a->flags_lock, NULL);
     pthread_mutex_init(&a->mig_lock, NULL);
     return a;
@@ -120,39 +132,40 @@ admin_flag_find(const char *name)
 }
 
 static void
-admin_gen_features(yajl_gen g, struct server *srv)
+admin_gen_features(yajl_gen g, struct admin *a)
 {
     yajl_gen_map_open(g);
     for (size_t i = 0; i < ADMIN_N_FLAGS; i++) {
         json_gen_str(g, admin_flags[i].name);
-        json_gen_bool(g, admin_flags[i].get(srv));
+        json_gen_bool(g, admin_flags[i].get(&a->deps));
     }
     yajl_gen_map_close(g);
 }
 
 char *
-admin_features_json(struct server *srv)
+admin_features_json(struct admin *a)
 {
     yajl_gen g = json_gen_new();
 
-    admin_gen_features(g, srv);
+    admin_gen_features(g, a);
     return json_gen_take(g);
 }
 
 /* Persist every flag, with f set to value; called under flags_lock. */
 static int
-admin_persist_locked(struct server *srv, const struct admin_flag *f,
+admin_persist_locked(struct admin *a, const struct admin_flag *f,
                      bool value)
 {
     struct config_pair pairs[ADMIN_N_FLAGS];
 
     for (size_t i = 0; i < ADMIN_N_FLAGS; i++) {
-        bool v = &admin_flags[i] == f ? value : admin_flags[i].get(srv);
+        bool v = &admin_flags[i] == f ? value : admin_flags[i].get(&a->deps);
 
         pairs[i].key = admin_flags[i].key;
         pairs[i].value = v ? "true" : "false";
     }
-    return config_write_fragment(srv->cfg->config_dir, ADMIN_FLAGS_FRAGMENT,
+    return config_write_fragment(a->deps.cfg->config_dir,
+                                 ADMIN_FLAGS_FRAGMENT,
                                  admin_fragment_header, pairs,
                                  ADMIN_N_FLAGS);
 }
@@ -179,7 +192,7 @@ admin_set_result(const struct admin_flag *f, bool old, bool value,
 }
 
 int
-admin_set_feature(struct server *srv, const char *name, const char *value,
+admin_set_feature(struct admin *a, const char *name, const char *value,
                   uid_t uid, char **json_r)
 {
     char shown[ADMIN_SHOWN_MAX + 1];
@@ -204,7 +217,7 @@ admin_set_feature(struct server *srv, const char *name, const char *value,
         return xo_err_internal_code(XO_EINVAL, "value of feature '%s' must "
                                     "be 'true' or 'false'", f->name);
     }
-    if (!srv->cfg->config_dir) {
+    if (!a->deps.cfg->config_dir) {
         LOG(ERROR, "cannot change feature '%s': no config dir to persist it "
             "in", f->name);
         return xo_err_internal_code(XO_EINVAL, "cannot change feature '%s': "
@@ -212,13 +225,14 @@ admin_set_feature(struct server *srv, const char *name, const char *value,
                                     "xenopsd-c with --config FILE or set "
                                     "config-dir)", f->name);
     }
-    path = xasprintf("%s/%s", srv->cfg->config_dir, ADMIN_FLAGS_FRAGMENT);
-    pthread_mutex_lock(&srv->admin->flags_lock);
-    old = f->get(srv);
-    rc = admin_persist_locked(srv, f, b);
+    path = xasprintf("%s/%s", a->deps.cfg->config_dir,
+                     ADMIN_FLAGS_FRAGMENT);
+    pthread_mutex_lock(&a->flags_lock);
+    old = f->get(&a->deps);
+    rc = admin_persist_locked(a, f, b);
     if (!rc)
-        f->set(srv, b);
-    pthread_mutex_unlock(&srv->admin->flags_lock);
+        f->set(&a->deps, b);
+    pthread_mutex_unlock(&a->flags_lock);
     if (rc)
         goto out;
     LOG(INFO, "feature '%s' changed from '%s' to '%s' by uid %u (persisted "
@@ -231,10 +245,10 @@ out:
 }
 
 int
-admin_sr_set_attach_early(struct server *srv, const char *sr,
+admin_sr_set_attach_early(struct admin *a, const char *sr,
                           const char *policy, uid_t uid)
 {
-    int rc = sr_set_attach_early(srv->srs, sr, policy);
+    int rc = sr_set_attach_early(a->deps.srs, sr, policy);
 
     if (!rc)
         LOG(INFO, "SR '%s' attach-early policy set to '%s' by uid %u", sr,
@@ -270,10 +284,10 @@ admin_gen_sr(yajl_gen g, yajl_val sr, bool legacy, yajl_gen early)
 }
 
 char *
-admin_host_json(struct server *srv)
+admin_host_json(struct admin *a)
 {
-    char *list = sr_list_json(srv->srs);
-    bool legacy = server_legacy(srv);
+    char *list = sr_list_json(a->deps.srs);
+    bool legacy = a->deps.get_legacy(a->deps.ctx);
     yajl_gen g = json_gen_new();
     yajl_gen early = json_gen_new();
     yajl_val srs = NULL;
@@ -283,7 +297,7 @@ admin_host_json(struct server *srv)
         xo_err_clear();
     yajl_gen_map_open(g);
     json_gen_str(g, "features");
-    admin_gen_features(g, srv);
+    admin_gen_features(g, a);
     json_gen_str(g, "early_attach");
     json_gen_bool(g, !legacy);
     json_gen_str(g, "srs");
@@ -304,16 +318,14 @@ admin_host_json(struct server *srv)
 }
 
 void
-admin_note_migration(struct server *srv, const char *vm,
-                     const char *task_id)
+admin_note_migration(struct admin *a, const char *vm, const char *task_id)
 {
-    struct admin *a = srv->admin;
     struct admin_migration *m, **p;
     struct task *t;
 
     if (!ids_is_uuid(vm))
         return;
-    t = task_find(srv->tasks, task_id);
+    t = task_find(a->deps.tasks, task_id);
     if (!t)
         return;
     pthread_mutex_lock(&a->mig_lock);
@@ -389,9 +401,8 @@ admin_migration_json(const char *vm, const char *task_text)
 }
 
 int
-admin_migration_stats(struct server *srv, const char *vm, char **json_r)
+admin_migration_stats(struct admin *a, const char *vm, char **json_r)
 {
-    struct admin *a = srv->admin;
     struct task *t = NULL;
     char *text;
     int rc;
@@ -415,4 +426,10 @@ admin_migration_stats(struct server *srv, const char *vm, char **json_r)
     *json_r = admin_migration_json(vm, text);
     free(text);
     return 0;
+}
+
+void
+admin_note_migration_cb(void *admin, const char *vm, const char *task_id)
+{
+    admin_note_migration(admin, vm, task_id);
 }

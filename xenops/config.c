@@ -29,12 +29,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "atomicfile.h"
 #include "config.h"
-#include "errors.h"
-#include "ids.h"
-#include "log.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/ids.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 /* OCaml String.trim's notion of whitespace. */
 #define CONFIG_TRIM " \t\n\r\f"
@@ -689,76 +689,21 @@ out:
     return rc;
 }
 
-/*
- * Read the regular file name (relative to dfd) into a malloc'd buffer with
- * a spare byte so the last line can be terminated in place.
- */
+/* Read the config file name, NUL-terminated: a path when dfd is
+ * AT_FDCWD, else a fragment of the directory, which shown ("<dir>/<name>")
+ * names. Either may be a symbolic link to a regular file. */
 static int
 config_read(int dfd, const char *name, const char *shown, char **buf_r,
             size_t *len_r)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    size_t cap = 0;
-    struct stat st;
-    ssize_t r;
-    int fd = -1;
     int rc;
 
-    *buf_r = NULL;
-    /* O_NONBLOCK: a FIFO in place of the file must not hang start-up. */
-    fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        LOGE(ERROR, "cannot open config file '%s'", shown);
+    rc = files_read_path(dfd == AT_FDCWD ? name : shown, CONFIG_FILE_MAX,
+                         buf_r, len_r);
+    if (rc == XO_ENOTFOUND) {
+        LOG(ERROR, "cannot open config file '%s': it does not exist", shown);
         rc = XO_EIO;
-        goto out;
     }
-    if (fstat(fd, &st) < 0) {
-        LOGE(ERROR, "cannot stat config file '%s'", shown);
-        rc = XO_EIO;
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        LOG(ERROR, "config file '%s' is not a regular file", shown);
-        rc = XO_EINVAL;
-        goto out;
-    }
-    for (;;) {
-        if (len == cap) {
-            /* Grow to one byte past the limit so oversize is detected
-             * even when st_size was wrong. */
-            cap = cap ? cap * 2 : 8192;
-            if (cap > CONFIG_FILE_MAX + 1)
-                cap = CONFIG_FILE_MAX + 1;
-            buf = xrealloc(buf, cap + 1);
-        }
-        r = read(fd, buf + len, cap - len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            LOGE(ERROR, "cannot read config file '%s'", shown);
-            rc = XO_EIO;
-            goto out;
-        }
-        if (r == 0)
-            break;
-        len += (size_t)r;
-        if (len > CONFIG_FILE_MAX) {
-            LOG(ERROR, "config file '%s' is larger than %d bytes", shown,
-                CONFIG_FILE_MAX);
-            rc = XO_EINVAL;
-            goto out;
-        }
-    }
-    buf[len] = '\0';
-    *buf_r = buf;
-    *len_r = len;
-    buf = NULL;
-    rc = 0;
-out:
-    free(buf);
-    if (fd >= 0)
-        close(fd);
     return rc;
 }
 
@@ -940,6 +885,24 @@ config_load_all(struct config *c, const char *file)
     return config_load(c, NULL, dir);
 }
 
+/* The backends built into this binary. */
+static const char *const config_backends_built[] = { "simulator" };
+
+int
+config_validate(const struct config *c)
+{
+    size_t n = sizeof(config_backends_built) /
+               sizeof(*config_backends_built);
+
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(c->backend, config_backends_built[i]) == 0)
+            return 0;
+    LOG(ERROR, "backend '%s' is not built into this binary (available: "
+        "simulator)", c->backend);
+    return xo_err_internal_code(XO_EINVAL, "backend '%s' is not built into "
+                                "this binary", c->backend);
+}
+
 /* Whether value survives a round trip through config_parse_line as is. */
 static bool
 config_value_on_a_line(const char *v)
@@ -1016,9 +979,9 @@ config_write_fragment(const char *dir, const char *name,
         free(text);
         text = line;
     }
-    rc = atomicfile_mkdirs(dir);
+    rc = files_mkdirs(dir);
     if (!rc)
-        rc = atomicfile_write(dir, name, text, strlen(text));
+        rc = files_write(dir, name, text, strlen(text));
 out:
     free(text);
     return rc;

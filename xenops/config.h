@@ -36,7 +36,8 @@ struct config {
 
     /* ours */
     char *backend;                 /* "backend": "simulator" (default) or
-                                      "xenlight" */
+                                      "xenlight" (parsed; refused by
+                                      config_validate while not built) */
     int64_t sim_memory_cap_mib;    /* "sim-memory-cap-mib": a simulated
                                       guest owns min(VM memory, cap);
                                       default 64, 1..65536 */
@@ -174,6 +175,14 @@ void config_dispose(struct config *c);
  * config_load.
  */
 int config_load_all(struct config *c, const char *file);
+
+/*
+ * Checks of the whole configuration that start-up makes after loading it:
+ * the backend must be one this binary has (today only "simulator": a
+ * "xenlight" setting is refused until that backend exists). XO_EINVAL with
+ * one log line naming the key.
+ */
+int config_validate(const struct config *c);
 
 /* One "key = value" line of a fragment. */
 struct config_pair {

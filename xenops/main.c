@@ -12,17 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "config.h"
-#include "errors.h"
-#include "log.h"
-#include "migrate.h"
-#include "rpc.h"
-#include "rpc_methods.h"
+#include "migrate/migrate.h"
+#include "rpc/rpc.h"
+#include "rpc/rpc_methods.h"
 #include "server.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define DEFAULT_CONFIG "/etc/xenopsd.conf"
 
@@ -62,34 +63,9 @@ usage(FILE *f)
             "[--<key> VALUE]...\n"
             "  Runs the VM operations daemon. Keys are those of "
             "xenopsd.conf(5),\n"
-            "  e.g. --sockets-path /run/xenopsd --backend simulator.\n"
+            "  e.g. --sockets-path /run/xenopsd --loglevel debug.\n"
+            "  The only backend built in is the simulator.\n"
             "  --version prints the version.\n");
-}
-
-/* mkdir -p for the sockets dir, mode 0700 for new levels. */
-static int
-make_dirs(const char *path)
-{
-    char *p = xstrdup(path);
-    int rc = 0;
-
-    for (char *s = p + 1; ; s++) {
-        if (*s == '/' || *s == '\0') {
-            char saved = *s;
-
-            *s = '\0';
-            if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-                LOGE(ERROR, "cannot create directory '%s'", p);
-                rc = XO_EIO;
-                break;
-            }
-            *s = saved;
-            if (!saved)
-                break;
-        }
-    }
-    free(p);
-    return rc;
 }
 
 int
@@ -97,6 +73,10 @@ main(int argc, char **argv)
 {
     struct config cfg;
     struct server *srv = NULL;
+    struct migrate *mig = NULL;
+    struct admin *adm = NULL;
+    struct admin_deps adeps;
+    struct migrate_deps mdeps;
     struct rpc_server *rpc = NULL;
     struct rpc_server_config rcfg;
     struct rpc_methods_ctx mctx;
@@ -154,7 +134,8 @@ main(int argc, char **argv)
     }
     if (!config_file && access(DEFAULT_CONFIG, R_OK) == 0)
         config_file = xstrdup(DEFAULT_CONFIG);
-    if (config_load_all(&cfg, config_file) != 0) {
+    if (config_load_all(&cfg, config_file) != 0 ||
+        config_validate(&cfg) != 0) {
         fprintf(stderr, "xenopsd-c: configuration error (see above)\n");
         goto out;
     }
@@ -173,13 +154,17 @@ main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (make_dirs(cfg.sockets_path))
+    if (files_mkdirs(cfg.sockets_path))
         goto out;
     if (server_new(&cfg, NULL, &srv)) {
         LOG(ERROR, "cannot start the server");
         goto out;
     }
+    server_admin_deps(srv, &adeps);
+    adm = admin_new(&adeps);
+    memset(&mctx, 0, sizeof(mctx));
     mctx.srv = srv;
+    mctx.admin = adm;
     mctx.shutdown = on_debug_shutdown;
     mctx.shutdown_opaque = NULL;
     memset(&rcfg, 0, sizeof(rcfg));
@@ -197,11 +182,17 @@ main(int argc, char **argv)
         LOG(ERROR, "cannot serve on '%s'", sock);
         goto out;
     }
-    if (migrate_receiver_start(srv, rpc_methods_table, rpc_methods_count,
-                               &mctx)) {
+    server_migrate_deps(srv, &mdeps);
+    mdeps.methods = rpc_methods_table;
+    mdeps.n_methods = rpc_methods_count;
+    mdeps.methods_ctx = &mctx;
+    mdeps.note_migration = admin_note_migration_cb;
+    mdeps.note_ctx = adm;
+    if (migrate_new(&mdeps, &mig)) {
         LOG(ERROR, "cannot start the migration receiver");
         goto out;
     }
+    mctx.mig = mig;
     LOG(INFO, "xenopsd-c %s ready on '%s' (backend '%s', legacy %s)",
         PACKAGE_VERSION, sock, cfg.backend,
         cfg.vbd_plug_unplug_legacy ? "true" : "false");
@@ -217,8 +208,10 @@ main(int argc, char **argv)
 out:
     if (rpc)
         rpc_server_stop(rpc);
-    if (srv)
-        migrate_receiver_stop(srv);
+    /* Before the server: migrations use its pools and records, and admin
+     * holds references to its tasks. */
+    migrate_free(mig);
+    admin_free(adm);
     server_free(srv);
     free(uids);
     free(sock);

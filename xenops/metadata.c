@@ -10,19 +10,15 @@
 
 #include <yajl/yajl_gen.h>
 
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
 #include "metadata.h"
 #include "model.h"
 #include "updates.h"
-#include "vmextra.h"
-#include "xalloc.h"
-
-/* Conflicts come only from operations on the same VM finishing at the same
- * time; the bound turns a bug into an error. */
-#define METADATA_DOC_RETRIES 64
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 struct metadata {
     char id[IDS_UUID_LEN + 1];
@@ -417,6 +413,20 @@ apply(struct vmextra_doc *doc, const struct metadata *md, struct removed *r)
         doc->last_start_time = md->last_start_time;
 }
 
+struct apply_arg {
+    const struct metadata *md;
+    struct removed *r;
+};
+
+static int
+apply_fn(struct vmextra_doc *doc, void *arg)
+{
+    struct apply_arg *aa = arg;
+
+    apply(doc, aa->md, aa->r);
+    return 0;
+}
+
 static void
 signal_all(struct updates *u, const struct metadata *md,
            const struct removed *r)
@@ -438,29 +448,13 @@ int
 metadata_import(struct vmextra_store *store, struct updates *updates,
                 const struct metadata *md)
 {
-    struct vmextra_doc *doc = NULL;
     struct removed r = { NULL, 0, NULL, 0 };
-    int rc = XO_ECONFLICT;
+    struct apply_arg aa = { md, &r };
+    int rc;
 
     /* A racing writer (another import, an atom) moves the generation on;
-     * creating a VM that appeared meanwhile is EXISTS: reload and retry. */
-    for (int i = 0; i < METADATA_DOC_RETRIES &&
-                    (rc == XO_ECONFLICT || rc == XO_EEXISTS); i++) {
-        vmextra_doc_free(doc);
-        doc = NULL;
-        xo_err_clear();
-        rc = vmextra_load(store, md->id, &doc);
-        if (rc == XO_ENOTFOUND) {
-            xo_err_clear();
-            rc = vmextra_doc_new(md->id, &doc);
-        }
-        if (rc)
-            goto out;
-        apply(doc, md, &r);
-        rc = vmextra_commit(store, doc);
-    }
-    if (rc == XO_ECONFLICT || rc == XO_EEXISTS)
-        LOGVM(ERROR, md->id, "metadata import kept conflicting; giving up");
+     * vmextra_update reloads and applies again. */
+    rc = vmextra_update(store, md->id, VMEXTRA_UPDATE_CREATE, apply_fn, &aa);
     if (rc)
         goto out;
     LOGVM(INFO, md->id, "imported metadata: %zu VBDs, %zu VIFs, %zu "
@@ -468,7 +462,6 @@ metadata_import(struct vmextra_store *store, struct updates *updates,
     signal_all(updates, md, &r);
 out:
     removed_dispose(&r);
-    vmextra_doc_free(doc);
     return rc;
 }
 

@@ -19,12 +19,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
 #include "model.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define MT_N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -32,10 +32,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
-#include "log.h"
 #include "queue.h"
-#include "xalloc.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define QUEUE_BUCKETS 256
 

@@ -9,27 +9,27 @@
 #include <yajl/yajl_gen.h>
 
 #include "admin.h"
-#include "backend.h"
-#include "backend_sim.h"
+#include "atoms/exec.h"
+#include "atoms/expand.h"
+#include "backend/backend.h"
+#include "backend/sim/backend_sim.h"
 #include "config.h"
-#include "errors.h"
-#include "exec.h"
-#include "expand.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
+#include "migrate/migrate.h"
 #include "model.h"
 #include "queue.h"
 #include "server.h"
 #include "server_priv.h"
-#include "sm.h"
-#include "sm_testdrv.h"
-#include "sr.h"
-#include "migrate.h"
+#include "sm/sm.h"
+#include "sm/sm_testdrv.h"
+#include "sm/sr.h"
 #include "task.h"
 #include "updates.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 /* A queued operation, owned by the work item. */
 struct server_job {
@@ -141,6 +141,26 @@ out:
  * persisted table, so the next start tries again.
  */
 static void
+reconcile_domains(struct server *srv)
+{
+    char **vms = NULL;
+    size_t n = 0;
+
+    if (srv->backend->ops->list_domains(srv->backend, &vms, &n)) {
+        LOG(WARN, "reconcile: cannot list the backend's domains");
+        xo_err_clear();
+        return;
+    }
+    /* A domain we hold no records for is not ours to destroy (another
+     * toolstack's, or a record lost by hand): say so and leave it. */
+    for (size_t i = 0; i < n; i++)
+        if (!vmextra_exists(srv->store, vms[i]))
+            LOGVM(WARN, vms[i], "reconcile: a domain without records; "
+                  "left alone");
+    backend_list_free(vms, n);
+}
+
+static void
 server_reconcile(struct server *srv)
 {
     char **ids = NULL, **dps = NULL, **needed = NULL;
@@ -168,6 +188,19 @@ server_reconcile(struct server *srv)
     sm_dp_list_free(dps, n_dps);
     sm_dp_list_free(needed, n_needed);
     vmextra_list_free(ids, n_ids);
+    reconcile_domains(srv);
+}
+
+static bool
+admin_legacy_get(void *ctx)
+{
+    return server_legacy(ctx);
+}
+
+static void
+admin_legacy_set(void *ctx, bool value)
+{
+    server_set_legacy(ctx, value);
 }
 
 int
@@ -182,7 +215,6 @@ server_new(const struct config *cfg, struct backend *backend,
     *srv_r = NULL;
     srv->cfg = cfg;
     atomic_store(&srv->legacy, cfg->vbd_plug_unplug_legacy);
-    srv->admin = admin_new();
     make_instance_id(srv->instance_id);
     srv->featureset = server_host_featureset();
     srv->cpuinfo_path = "/proc/cpuinfo";
@@ -265,13 +297,10 @@ server_free(struct server *srv)
         queue_pool_free(srv->pool_parallel);
     if (srv->pool_nested)
         queue_pool_free(srv->pool_nested);
-    /* Holds task references: before the task registry. */
-    admin_free(srv->admin);
     if (srv->tasks)
         task_registry_free(srv->tasks);
     if (srv->updates)
         updates_free(srv->updates);
-    migrate_receiver_stop(srv);
     sr_registry_close(srv->srs);
     sm_free(srv->sm);
     if (srv->backend)
@@ -286,6 +315,18 @@ struct sm *
 server_sm(struct server *srv)
 {
     return srv->sm;
+}
+
+void
+server_admin_deps(struct server *srv, struct admin_deps *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->cfg = srv->cfg;
+    d->srs = srv->srs;
+    d->tasks = srv->tasks;
+    d->ctx = srv;
+    d->get_legacy = admin_legacy_get;
+    d->set_legacy = admin_legacy_set;
 }
 
 struct backend *
@@ -335,6 +376,52 @@ server_set_worker_pool_size(struct server *srv, int n)
     queue_pool_resize(srv->pool_nested, n);
     queue_pool_resize(srv->pool_receive, n);
     return 0;
+}
+
+/* ---- what live migration needs from the server ---- */
+
+static bool
+mig_legacy(void *ctx)
+{
+    return server_legacy(ctx);
+}
+
+static int
+mig_vm_view_load(void *ctx, const char *id, struct expand_vm *vm_r)
+{
+    struct server_vm_view v;
+    int rc = server_vm_view_load(ctx, id, &v);
+
+    if (!rc)
+        *vm_r = v.vm;
+    return rc;
+}
+
+static void
+mig_vm_view_dispose(void *ctx, struct expand_vm *vm)
+{
+    /* The arrays are the view's own (server_vm_view_load). */
+    free((struct expand_vbd *)vm->vbds);
+    free((struct expand_vif *)vm->vifs);
+    memset(vm, 0, sizeof(*vm));
+}
+
+void
+server_migrate_deps(struct server *srv, struct migrate_deps *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->cfg = srv->cfg;
+    d->store = srv->store;
+    d->backend = srv->backend;
+    d->tasks = srv->tasks;
+    d->pool_default = srv->pool_default;
+    d->pool_receive = srv->pool_receive;
+    d->env = &srv->env;
+    d->instance_id = srv->instance_id;
+    d->ctx = srv;
+    d->legacy = mig_legacy;
+    d->vm_view_load = mig_vm_view_load;
+    d->vm_view_dispose = mig_vm_view_dispose;
 }
 
 /* ---- operations ---- */
@@ -563,12 +650,16 @@ job_run(void *arg)
           op.leaves_total);
     rc = exec_run(&op, plan);
     if (rc) {
-        char *err = xo_err_take_json(rc);
+        struct xo_err_saved saved;
 
-        LOGVM(WARN, job->vm, "task %s failed: %s; rolling back",
-              task_id(job->task), err);
+        /* The atom that failed logged why; the rollback is news. */
+        xo_err_preserve(rc, &saved);
+        LOGVM(INFO, job->vm, "task %s failed; rolling back",
+              task_id(job->task));
+        LOGVM(DEBUG, job->vm, "task %s: %s", task_id(job->task),
+              saved.json);
         exec_rollback(&op);
-        xo_err_set_json(rc, err);
+        rc = xo_err_restore(&saved);
     } else {
         exec_commit(&op);
     }

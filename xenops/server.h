@@ -27,8 +27,9 @@
 
 #include <yajl/yajl_tree.h>
 
-#include "atom.h"
+#include "atoms/atom.h"
 
+struct admin;
 struct backend;
 struct config;
 struct server;
@@ -44,12 +45,22 @@ int server_new(const struct config *cfg, struct backend *backend,
 void server_free(struct server *srv);
 
 struct sm *server_sm(struct server *srv);
+/* What admin needs of the server (admin.h: main builds it with
+ * admin_new). */
+struct admin_deps;
+void server_admin_deps(struct server *srv, struct admin_deps *d);
 struct backend *server_backend(struct server *srv);
 struct task_registry *server_tasks(struct server *srv);
 struct updates *server_updates(struct server *srv);
 bool server_legacy(struct server *srv);
 void server_set_legacy(struct server *srv, bool legacy);
 int server_set_worker_pool_size(struct server *srv, int n);
+
+/* What live migration uses of the server (migrate.h): its services and
+ * callbacks for the legacy flag, the VMs' devices and the migration
+ * table. The caller adds the method table. */
+struct migrate_deps;
+void server_migrate_deps(struct server *srv, struct migrate_deps *d);
 
 /* ---- immediate calls ---- */
 int server_vm_add(struct server *srv, yajl_val vm, char **id_r);
@@ -72,8 +83,11 @@ int server_vif_stat(struct server *srv, const char *vm, const char *dev,
 int server_vif_list(struct server *srv, const char *vm, char **json_r);
 
 /* HOST.stat: Host.t JSON (cpu_info from the control domain's view of the
- * CPUs, hypervisor and chipset from the backend). */
-int server_host_stat(struct server *srv, char **json_r);
+ * CPUs, hypervisor and chipset from the backend), with ext_json (a JSON
+ * object text, e.g. admin_host_json) as the "xenops_c" member, or none
+ * when NULL. */
+int server_host_stat(struct server *srv, const char *ext_json,
+                     char **json_r);
 /* VM.generate_state_string: the backend's initial state for the Vm.t vm
  * (validated); *state_r is the plain string. */
 int server_vm_generate_state_string(struct server *srv, yajl_val vm,

@@ -9,8 +9,8 @@
 
 #include <stdatomic.h>
 
-#include "exec.h"
-#include "expand.h"
+#include "atoms/exec.h"
+#include "atoms/expand.h"
 #include "server.h"
 
 struct server {
@@ -31,12 +31,8 @@ struct server {
     char *featureset;
     /* Where HOST.stat reads the CPUs from: /proc/cpuinfo. */
     const char *cpuinfo_path;
-    /* Live migration's receiver state (migrate.c); NULL until started. */
-    struct migrate_state *mig;
     /* SRs registered with this daemon (sm/sr.c). */
     struct sr_registry *srs;
-    /* Runtime flags, last migrations (admin.c). */
-    struct admin *admin;
 };
 
 /* What the expansions need from a VM's records, read now: VBDs in store

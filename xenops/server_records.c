@@ -14,22 +14,21 @@
 
 #include <yajl/yajl_gen.h>
 
-#include "admin.h"
-#include "atom.h"
-#include "backend.h"
-#include "errors.h"
-#include "exec.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
+#include "atoms/atom.h"
+#include "atoms/exec.h"
+#include "backend/backend.h"
 #include "metadata.h"
 #include "model.h"
 #include "server.h"
 #include "server_priv.h"
-#include "sm.h"
+#include "sm/sm.h"
 #include "updates.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -38,7 +37,7 @@
 /* ---- VM records ---- */
 
 static int
-vm_set_fn(struct vmextra_doc *doc, const char *json)
+vm_set_fn(struct vmextra_doc *doc, void *json)
 {
     vmextra_doc_set_vm(doc, json);
     return 0;
@@ -48,7 +47,6 @@ int
 server_vm_add(struct server *srv, yajl_val v, char **id_r)
 {
     struct model_vm *vm = NULL;
-    struct vmextra_doc *doc = NULL;
     int rc;
 
     *id_r = NULL;
@@ -56,28 +54,14 @@ server_vm_add(struct server *srv, yajl_val v, char **id_r)
     if (rc)
         goto out;
     /* xapi re-adds VMs it already knows (resync): replace the Vm.t and
-     * keep the devices. A conflict means a racing writer: retry once. */
-    for (int i = 0; i < 2; i++) {
-        vmextra_doc_free(doc);
-        doc = NULL;
-        rc = vmextra_load(srv->store, vm->id, &doc);
-        if (rc == XO_ENOTFOUND) {
-            xo_err_clear();
-            rc = vmextra_doc_new(vm->id, &doc);
-        }
-        if (rc)
-            goto out;
-        vm_set_fn(doc, vm->json);
-        rc = vmextra_commit(srv->store, doc);
-        if (rc != XO_ECONFLICT && rc != XO_EEXISTS)
-            break;
-    }
+     * keep the devices. */
+    rc = vmextra_update(srv->store, vm->id, VMEXTRA_UPDATE_CREATE,
+                        vm_set_fn, vm->json);
     if (rc)
         goto out;
     updates_add(srv->updates, UPDATES_VM, vm->id, NULL);
     *id_r = xstrdup(vm->id);
 out:
-    vmextra_doc_free(doc);
     model_vm_free(vm);
     return rc;
 }
@@ -762,12 +746,11 @@ gen_cpu_info(yajl_gen g, const struct cpuinfo *ci, const char *features)
 }
 
 int
-server_host_stat(struct server *srv, char **json_r)
+server_host_stat(struct server *srv, const char *ext_json, char **json_r)
 {
     struct backend *b = srv->backend;
     struct backend_host_info hi;
     struct cpuinfo ci;
-    char *ext;
     yajl_gen g;
     int rc;
 
@@ -796,11 +779,11 @@ server_host_stat(struct server *srv, char **json_r)
     json_gen_str(g, "hvm");
     json_gen_bool(g, hi.hvm);
     yajl_gen_map_close(g);
-    /* Extension (issue 6): xapi's Host.t decoder ignores extra members. */
-    json_gen_str(g, "xenops_c");
-    ext = admin_host_json(srv);
-    json_gen_raw(g, ext);
-    free(ext);
+    /* Extension: xapi's Host.t decoder ignores extra members. */
+    if (ext_json) {
+        json_gen_str(g, "xenops_c");
+        json_gen_raw(g, ext_json);
+    }
     yajl_gen_map_close(g);
     *json_r = json_gen_take(g);
     cpuinfo_dispose(&ci);

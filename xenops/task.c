@@ -36,12 +36,13 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "errors.h"
-#include "json.h"
-#include "log.h"
 #include "task.h"
+#include "task_priv.h"
 #include "updates.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 /* Longest wait we turn into a deadline; beyond it we wait without one. */
 #define TASK_MAX_TIMEOUT_S 1e9
@@ -83,6 +84,7 @@ struct task {
 
     pthread_mutex_t lock;    /* everything below up to cb_lock */
     pthread_cond_t cond;     /* broadcast when the task leaves Pending */
+    int waiters;             /* blocked in task_wait (tests) */
     enum task_state state;
     double progress;
     double signalled_progress;
@@ -93,7 +95,7 @@ struct task {
     int n_subs;
     int cap_subs;
     bool cancellable;
-    volatile bool cancelling;
+    atomic_bool cancelling;
     int cancel_points_seen;
     int cancel_at;           /* cancel trigger: n-th point, 0 = none */
     bool destroy_on_finish;
@@ -637,7 +639,7 @@ task_is_cancelling(struct task *t)
     return c;
 }
 
-const volatile bool *
+const atomic_bool *
 task_cancel_flag(struct task *t)
 {
     return &t->cancelling;
@@ -793,10 +795,12 @@ task_wait(struct task *t, double timeout_s)
     }
     pthread_mutex_lock(&t->lock);
     while (t->state == TASK_PENDING && r != ETIMEDOUT) {
+        t->waiters++;
         if (forever)
             pthread_cond_wait(&t->cond, &t->lock);
         else
             r = pthread_cond_timedwait(&t->cond, &t->lock, &deadline);
+        t->waiters--;
     }
     if (t->state == TASK_PENDING) {
         LOG(DEBUG, "timed out waiting for task '%s'", t->id);
@@ -1035,4 +1039,15 @@ task_list_json(struct task_registry *reg)
     yajl_gen_array_close(g);
     free(snap);
     return json_gen_take(g);
+}
+
+int
+task_waiters(struct task *t)
+{
+    int n;
+
+    pthread_mutex_lock(&t->lock);
+    n = t->waiters;
+    pthread_mutex_unlock(&t->lock);
+    return n;
 }

@@ -17,6 +17,7 @@
 #ifndef XENOPS_TASK_H
 #define XENOPS_TASK_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -55,8 +56,11 @@ void task_set_cancellable(struct task *t, bool cancellable);
  */
 int task_check_cancel(struct task *t);
 bool task_is_cancelling(struct task *t);
-/* The flag itself, for blocking waits that poll it. */
-const volatile bool *task_cancel_flag(struct task *t);
+/* The flag itself (atomic: read without the task's lock), for waits in
+ * code that knows no tasks (the backend's streams, UPDATES.get). A wait
+ * that can be woken (a socket to shut down, a condition to signal)
+ * should register task_on_cancel instead of polling it. */
+const atomic_bool *task_cancel_flag(struct task *t);
 
 /* Final states; the first call wins, later ones are ignored. result_json
  * may be NULL (no result). task_fail takes ownership of error_json. */

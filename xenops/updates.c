@@ -33,11 +33,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "errors.h"
-#include "json.h"
-#include "log.h"
 #include "updates.h"
-#include "xalloc.h"
+#include "updates_priv.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define UPDATES_MAX_TOMBSTONES 100000
 #define UPDATES_MAX_BARRIERS 10000
@@ -86,6 +87,7 @@ struct updates {
     size_t n_tombstones;
     struct barrier *barriers;  /* injection order */
     size_t n_barriers;
+    int waiters;               /* blocked in updates_get (tests) */
 };
 
 static const char *const kind_names[] = {
@@ -503,7 +505,7 @@ deadline_after(double timeout_s, struct timespec *ts)
 
 char *
 updates_get(struct updates *u, int64_t from, double timeout_s,
-            const volatile bool *cancel)
+            const atomic_bool *cancel)
 {
     bool forever = timeout_s < 0 || isnan(timeout_s) ||
                    timeout_s > UPDATES_MAX_TIMEOUT_S;
@@ -524,13 +526,26 @@ updates_get(struct updates *u, int64_t from, double timeout_s,
             res = gen_empty(from);
             break;
         }
+        u->waiters++;
         if (forever)
             pthread_cond_wait(&u->cond, &u->lock);
         else
             r = pthread_cond_timedwait(&u->cond, &u->lock, &deadline);
+        u->waiters--;
     }
     pthread_mutex_unlock(&u->lock);
     return res;
+}
+
+int
+updates_waiters(struct updates *u)
+{
+    int n;
+
+    pthread_mutex_lock(&u->lock);
+    n = u->waiters;
+    pthread_mutex_unlock(&u->lock);
+    return n;
 }
 
 int64_t

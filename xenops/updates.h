@@ -14,6 +14,7 @@
 #ifndef XENOPS_UPDATES_H
 #define XENOPS_UPDATES_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -51,7 +52,7 @@ void updates_refresh_vm(struct updates *u, const char *vm,
  * learns it went away.
  */
 char *updates_get(struct updates *u, int64_t from, double timeout_s,
-                  const volatile bool *cancel);
+                  const atomic_bool *cancel);
 int64_t updates_last_id(struct updates *u);
 /* Wake every updates_get so it re-checks its cancel flag. */
 void updates_wake(struct updates *u);

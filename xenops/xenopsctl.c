@@ -17,11 +17,11 @@
 #include <yajl/yajl_gen.h>
 
 #include "config.h"
-#include "errors.h"
-#include "json.h"
-#include "log.h"
-#include "rpc.h"
-#include "xalloc.h"
+#include "rpc/rpc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define EXIT_DAEMON_ERROR 1
 #define EXIT_USAGE 2
@@ -604,7 +604,7 @@ cmd_migrate(const struct ctl *c, int argc, char **argv, bool wait)
     return run_op(c, "VM.migrate", p, wait);
 }
 
-/* ---- administration (issue 6) ---- */
+/* ---- administration ---- */
 
 static const char *const ctl_flag_prefix = "xenopsd-";
 

@@ -21,15 +21,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
-#include "sm_driver.h"
-#include "sm_exec.h"
-#include "smapiv1.h"
-#include "xalloc.h"
-#include "xmlrpc.h"
+#include "sm/sm_driver.h"
+#include "sm/sm_exec.h"
+#include "sm/v1/smapiv1.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "util/xmlrpc.h"
 
 #define V1_NULL_REF "OpaqueRef:NULL"
 

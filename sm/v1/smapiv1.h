@@ -37,7 +37,7 @@
 #ifndef XENOPS_SMAPIV1_H
 #define XENOPS_SMAPIV1_H
 
-#include "sm.h"
+#include "sm/sm.h"
 
 extern const struct sm_driver_ops smapiv1_ops;
 

@@ -21,13 +21,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "errors.h"
-#include "json.h"
-#include "log.h"
-#include "sm_driver.h"
-#include "sm_exec.h"
-#include "smapiv3.h"
-#include "xalloc.h"
+#include "sm/sm_driver.h"
+#include "sm/sm_exec.h"
+#include "sm/v3/smapiv3.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 #define V3_DBG "xenopsd-c"
 

@@ -50,7 +50,7 @@
 #ifndef XENOPS_SMAPIV3_H
 #define XENOPS_SMAPIV3_H
 
-#include "sm.h"
+#include "sm/sm.h"
 
 extern const struct sm_driver_ops smapiv3_ops;
 

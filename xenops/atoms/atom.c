@@ -28,9 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atom.h"
-#include "log.h"
-#include "xalloc.h"
+#include "atoms/atom.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 static const char *const atom_names[ATOM_KIND_COUNT] = {
     [ATOM_VM_CREATE] = "VM_create",

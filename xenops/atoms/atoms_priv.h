@@ -9,8 +9,8 @@
 #ifndef XENOPS_ATOMS_PRIV_H
 #define XENOPS_ATOMS_PRIV_H
 
-#include "atom.h"
-#include "exec.h"
+#include "atoms/atom.h"
+#include "atoms/exec.h"
 
 typedef int (*atom_run_fn)(struct exec_op *op, const struct atom *a);
 
@@ -62,10 +62,10 @@ int vif_atom_unplug(struct exec_op *op, const struct atom *a);
 int vif_atom_set_carrier(struct exec_op *op, const struct atom *a);
 int vif_atom_set_locking_mode(struct exec_op *op, const struct atom *a);
 
-/* Undo helpers used by exec_rollback (in vbd_atoms.c / vm_atoms.c). */
-int vbd_undo_activate(struct exec_op *op, const char *vm, const char *dev);
-int vbd_undo_attach(struct exec_op *op, const char *vm, const char *dev);
-int vm_undo_create(struct exec_op *op, const char *vm);
+/* Detach the datapath of (vm, dev) and drop its attach record, as
+ * VBD_detach does (vbd_atoms.c; VM_destroy releases a VM's disks with
+ * it). */
+int vbd_release(struct exec_op *op, const char *vm, const char *dev);
 
 #endif
 
@@ -88,8 +88,8 @@ int atoms_require_live(struct exec_op *op, const char *vm);
  * has none. */
 int atoms_domid(struct exec_op *op, const char *vm, int *domid_r);
 /*
- * Read-modify-write of the VM's document: load, fn, commit, retried on a
- * generation conflict (Parallel siblings update the same document).
+ * Read-modify-write of the VM's document (vmextra_update): conflicts come
+ * from Parallel siblings of the same operation updating one document.
  * fn returns 0 to commit, 1 to leave the document unchanged, or an error.
  */
 typedef int (*atoms_doc_fn)(struct vmextra_doc *doc, void *arg);

@@ -19,12 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atoms_priv.h"
-#include "errors.h"
-#include "log.h"
+#include "atoms/atoms_priv.h"
 #include "queue.h"
 #include "task.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/log.h"
+#include "util/xalloc.h"
 
 void
 exec_op_init(struct exec_op *op, const struct exec_env *env,
@@ -60,12 +60,13 @@ exec_op_dispose(struct exec_op *op)
 }
 
 void
-exec_journal(struct exec_op *op, enum exec_undo_kind kind, const char *vm,
-             const char *dev)
+exec_journal(struct exec_op *op, exec_undo_fn undo, const char *what,
+             const char *vm, const char *dev)
 {
     struct exec_undo *u = xcalloc(1, sizeof(*u));
 
-    u->kind = kind;
+    u->undo = undo;
+    u->what = what;
     xstrlcpy(u->vm, vm, sizeof(u->vm));
     xstrlcpy(u->dev, dev ? dev : "", sizeof(u->dev));
     pthread_mutex_lock(&op->lock);
@@ -75,14 +76,14 @@ exec_journal(struct exec_op *op, enum exec_undo_kind kind, const char *vm,
 }
 
 void
-exec_unjournal(struct exec_op *op, enum exec_undo_kind kind, const char *vm,
+exec_unjournal(struct exec_op *op, exec_undo_fn undo, const char *vm,
                const char *dev)
 {
     pthread_mutex_lock(&op->lock);
     for (struct exec_undo **p = &op->journal; *p;) {
         struct exec_undo *u = *p;
 
-        if (u->kind == kind && strcmp(u->vm, vm) == 0 &&
+        if (u->undo == undo && strcmp(u->vm, vm) == 0 &&
             strcmp(u->dev, dev ? dev : "") == 0) {
             *p = u->next;
             free(u);
@@ -113,22 +114,13 @@ exec_rollback(struct exec_op *op)
     pthread_mutex_unlock(&op->lock);
 
     for (struct exec_undo *e = u; e; e = e->next) {
-        switch (e->kind) {
-        case EXEC_UNDO_ACTIVATE:
-            LOGVM(INFO, e->vm, "rollback: deactivating VBD '%s'", e->dev);
-            vbd_undo_activate(op, e->vm, e->dev);
-            break;
-        case EXEC_UNDO_ATTACH:
-            LOGVM(INFO, e->vm, "rollback: detaching VBD '%s'", e->dev);
-            vbd_undo_attach(op, e->vm, e->dev);
-            break;
-        case EXEC_UNDO_CREATE:
-            LOGVM(INFO, e->vm, "rollback: destroying the domain");
-            vm_undo_create(op, e->vm);
-            break;
-        }
+        if (e->dev[0])
+            LOGVM(INFO, e->vm, "rollback: %s '%s'", e->what, e->dev);
+        else
+            LOGVM(INFO, e->vm, "rollback: %s", e->what);
         /* Undo steps log their own failures; keep going. */
-        xo_err_clear();
+        if (e->undo(op, e->vm, e->dev))
+            xo_err_clear();
     }
     journal_free(u);
 }
@@ -159,9 +151,10 @@ run_leaf(struct exec_op *op, const struct atom *a)
     rc = ops->run(op, a);
     if (rc) {
         /* The task keeps its own copy of the error; the caller still
-         * needs the detail on this thread. */
+         * needs the detail on this thread. The atom logged the failure
+         * where it found it: this is the way up. */
         err = xo_err_take_json(rc);
-        LOGVM(WARN, a->vm, "atom '%s' failed: %s", name, err);
+        LOGVM(DEBUG, a->vm, "atom '%s' failed: %s", name, err);
         if (op->task) {
             xo_err_set_json(rc, xstrdup(err));
             task_subtask_end(op->task, idx, rc);
@@ -201,7 +194,8 @@ struct pgroup {
     int refs;
     int remaining;
     struct exec_op *op;
-    struct pjob jobs[EXEC_CHUNK];
+    size_t n_jobs;
+    struct pjob jobs[];
 };
 
 static void
@@ -214,7 +208,7 @@ pgroup_unref(struct pgroup *g)
     pthread_mutex_unlock(&g->lock);
     if (left)
         return;
-    for (int i = 0; i < EXEC_CHUNK; i++)
+    for (size_t i = 0; i < g->n_jobs; i++)
         free(g->jobs[i].err_json);
     pthread_cond_destroy(&g->done);
     pthread_mutex_destroy(&g->lock);
@@ -264,9 +258,9 @@ pjob_worker(void *arg)
 
 static int
 run_chunk(struct exec_op *op, const struct atom *a, size_t first, size_t m,
-          struct queue_pool *pool)
+          size_t chunk, struct queue_pool *pool)
 {
-    struct pgroup *g = xcalloc(1, sizeof(*g));
+    struct pgroup *g = xcalloc(1, sizeof(*g) + m * sizeof(g->jobs[0]));
     int rc = 0;
 
     pthread_mutex_init(&g->lock, NULL);
@@ -274,6 +268,7 @@ run_chunk(struct exec_op *op, const struct atom *a, size_t first, size_t m,
     g->refs = 1;
     g->remaining = (int)m;
     g->op = op;
+    g->n_jobs = m;
     for (size_t i = 0; i < m; i++) {
         g->jobs[i].grp = g;
         g->jobs[i].a = a->children[first + i];
@@ -283,7 +278,7 @@ run_chunk(struct exec_op *op, const struct atom *a, size_t first, size_t m,
             char *tag = xasprintf("%s:task=%s.atoms=%zu.chunk=%zu.atom=%zu",
                                   atom_kind_name(a->kind),
                                   op->task ? task_id(op->task) : "none",
-                                  a->n_children, first / EXEC_CHUNK, i);
+                                  a->n_children, first / chunk, i);
 
             pthread_mutex_lock(&g->lock);
             g->refs++;
@@ -314,20 +309,38 @@ run_chunk(struct exec_op *op, const struct atom *a, size_t first, size_t m,
     return rc;
 }
 
+static bool
+is_activation(const struct atom *a)
+{
+    return a->kind == ATOM_VBD_ACTIVATE || a->kind == ATOM_VBD_DEACTIVATE;
+}
+
+size_t
+exec_chunk_size(const struct exec_op *op, const struct atom *a)
+{
+    if (!op->activations_at_once || a->kind != ATOM_PARALLEL ||
+        a->n_children <= EXEC_CHUNK)
+        return EXEC_CHUNK;
+    for (size_t i = 0; i < a->n_children; i++)
+        if (!is_activation(a->children[i]))
+            return EXEC_CHUNK;
+    return a->n_children;
+}
+
 static int
 run_parallel(struct exec_op *op, const struct atom *a)
 {
     struct queue_pool *pool = a->kind == ATOM_NESTED_PARALLEL
                                   ? op->env->nested_pool
                                   : op->env->parallel_pool;
+    size_t chunk = exec_chunk_size(op, a);
     int rc = 0;
 
     /* The next chunk is queued only after the previous one finished. */
-    for (size_t first = 0; first < a->n_children && !rc;
-         first += EXEC_CHUNK) {
+    for (size_t first = 0; first < a->n_children && !rc; first += chunk) {
         size_t m = a->n_children - first;
 
-        rc = run_chunk(op, a, first, m > EXEC_CHUNK ? EXEC_CHUNK : m, pool);
+        rc = run_chunk(op, a, first, m > chunk ? chunk : m, chunk, pool);
     }
     return rc;
 }

@@ -63,8 +63,8 @@
 
 #include <stdlib.h>
 
-#include "expand.h"
-#include "xalloc.h"
+#include "atoms/expand.h"
+#include "util/xalloc.h"
 
 /* A list of sibling atoms being built (an OCaml atom list). */
 struct expand_list {

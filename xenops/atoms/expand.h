@@ -32,7 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "atom.h"
+#include "atoms/atom.h"
 
 struct expand_vbd {
     char dev[33];
@@ -103,6 +103,34 @@ struct atom *expand_vm_restore_vifs(const struct expand_vm *vm);
  * legacy or none can attach early. Not rooted: the caller splices it into
  * its own phase-A list. */
 struct atom *expand_early_attach(const struct expand_vm *vm, bool legacy);
+/* ---- live migration (expand_migrate.c, which says when each runs) ---- */
+/* Receiver phase A: Serial "VM_receive_memory phase A" [VM_create (with
+ * final_id); VM_restore_vifs; expand_early_attach]. */
+struct atom *expand_migrate_receive_prepare(const struct expand_vm *vm,
+                                            const char *final_id,
+                                            bool legacy);
+/* VM_rename vm -> new_id (either side). */
+struct atom *expand_migrate_rename(const char *vm, const char *new_id);
+/* Receiver phase C's end: Serial "unpause" [VM_unpause;
+ * VM_set_domain_action_request clear]. */
+struct atom *expand_migrate_receive_unpause(const char *vm);
+/* Receiver failure: Serial of Best_effort VM_destroy, Serial
+ * "Devices.deactivate" of Best_effort VBD/VIF_set_active false for every
+ * device, Best_effort VM_remove. */
+struct atom *expand_migrate_receive_abort(const struct expand_vm *vm);
+/* Sender's switch-over: Parallel "VBDs.deactivate for migration" of
+ * VBD_deactivate for every VBD with a backend; NULL if none. */
+struct atom *expand_migrate_source_deactivate(const struct expand_vm *vm);
+/* Sender's failure after it: Parallel "VBDs.reactivate" of VBD_activate
+ * for the same VBDs; NULL if none. */
+struct atom *expand_migrate_source_reactivate(const struct expand_vm *vm);
+/* Sender's failure: VM_unpause. */
+struct atom *expand_migrate_unpause_source(const char *vm);
+/* Sender's success, for the VM under its temporary id: Serial "migration
+ * cleanup" [VM_poweroff's plan without a timeout; VM_remove]. */
+struct atom *expand_migrate_source_cleanup(const struct expand_vm *vm,
+                                           bool legacy);
+
 /* VBD.plug / VBD.unplug of one device. */
 struct atom *expand_vbd_hotplug(const char *vm, const char *dev,
                                 bool legacy);

@@ -2,7 +2,7 @@
 /* The one table of leaf atoms. */
 #include <stddef.h>
 
-#include "atoms_priv.h"
+#include "atoms/atoms_priv.h"
 
 static const struct atom_ops atom_table[] = {
     { ATOM_VM_CREATE, vm_atom_create, 1 },

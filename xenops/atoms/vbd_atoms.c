@@ -17,15 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atoms_priv.h"
-#include "backend.h"
-#include "errors.h"
-#include "json.h"
-#include "log.h"
+#include "atoms/atoms_priv.h"
+#include "backend/backend.h"
 #include "model.h"
-#include "sm.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "sm/sm.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 struct record_arg {
     const struct vmextra_attached *set;   /* add/replace, or */
@@ -115,6 +115,29 @@ vbd_atom_set_active(struct exec_op *op, const struct atom *a)
  * Skips a VBD that is not active and an empty drive, as xenopsd does.
  * Idempotent (the SM layer returns the same params for the same dp).
  */
+static int do_deactivate(struct exec_op *op, const char *vm,
+                         const char *dev, bool force);
+static int do_detach(struct exec_op *op, const char *vm, const char *dev);
+
+/* What the journal runs to undo an attach and an activation. */
+static int
+undo_attach(struct exec_op *op, const char *vm, const char *dev)
+{
+    return do_detach(op, vm, dev);
+}
+
+static int
+undo_activate(struct exec_op *op, const char *vm, const char *dev)
+{
+    return do_deactivate(op, vm, dev, true);
+}
+
+int
+vbd_release(struct exec_op *op, const char *vm, const char *dev)
+{
+    return do_detach(op, vm, dev);
+}
+
 static int
 do_attach(struct exec_op *op, const char *vm, const char *dev)
 {
@@ -173,7 +196,7 @@ do_attach(struct exec_op *op, const char *vm, const char *dev)
         sm_dp_destroy(op->env->sm, dp);
         goto out;
     }
-    exec_journal(op, EXEC_UNDO_ATTACH, vm, dev);
+    exec_journal(op, undo_attach, "detaching VBD", vm, dev);
     atoms_signal_vbd(op, vm, dev);
 out:
     model_vbd_free(vbd);
@@ -247,7 +270,7 @@ do_activate(struct exec_op *op, const char *vm, const char *dev)
             xo_err_clear();
         goto out;
     }
-    exec_journal(op, EXEC_UNDO_ACTIVATE, vm, dev);
+    exec_journal(op, undo_activate, "deactivating VBD", vm, dev);
     atoms_signal_vbd(op, vm, dev);
 out:
     model_vbd_free(vbd);
@@ -275,7 +298,7 @@ do_deactivate(struct exec_op *op, const char *vm, const char *dev,
         if (rc)
             goto out;
     }
-    exec_unjournal(op, EXEC_UNDO_ACTIVATE, vm, dev);
+    exec_unjournal(op, undo_activate, vm, dev);
     atoms_signal_vbd(op, vm, dev);
 out:
     record_free(rec);
@@ -309,7 +332,7 @@ do_detach(struct exec_op *op, const char *vm, const char *dev)
     }
     if (rc)
         goto out;
-    exec_unjournal(op, EXEC_UNDO_ATTACH, vm, dev);
+    exec_unjournal(op, undo_attach, vm, dev);
     atoms_signal_vbd(op, vm, dev);
 out:
     record_free(rec);
@@ -401,18 +424,6 @@ vbd_atom_epoch_end(struct exec_op *op, const struct atom *a)
     return epoch(op, a, false);
 }
 
-int
-vbd_undo_activate(struct exec_op *op, const char *vm, const char *dev)
-{
-    return do_deactivate(op, vm, dev, true);
-}
-
-int
-vbd_undo_attach(struct exec_op *op, const char *vm, const char *dev)
-{
-    return do_detach(op, vm, dev);
-}
-
 struct backend_arg {
     const char *dev;
     const char *disk_json;      /* NULL: no media */
@@ -467,7 +478,7 @@ vbd_atom_insert(struct exec_op *op, const struct atom *a)
     struct model_vbd *vbd = NULL;
     struct backend_vbd_state st;
     struct backend_arg arg = { a->dev, a->text };
-    char *err;
+    struct xo_err_saved saved;
     int rc;
 
     rc = atoms_load_vbd(op, a->vm, a->dev, &vbd);
@@ -496,13 +507,13 @@ vbd_atom_insert(struct exec_op *op, const struct atom *a)
     if (!rc)
         rc = do_activate(op, a->vm, a->dev);
     if (rc) {
-        err = xo_err_take_json(rc);
+        xo_err_preserve(rc, &saved);
         arg.disk_json = NULL;
         if (atoms_update_doc(op, a->vm, backend_fn, &arg)) {
             LOGVM(ERROR, a->vm, "cannot empty VBD '%s' after a failed "
                   "insert", a->dev);
         }
-        xo_err_set_json(rc, err);
+        rc = xo_err_restore(&saved);
         goto out;
     }
     LOGVM(INFO, a->vm, "inserted '%s' into VBD '%s'", a->text, a->dev);

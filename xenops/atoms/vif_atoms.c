@@ -4,14 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atoms_priv.h"
-#include "backend.h"
-#include "errors.h"
-#include "json.h"
-#include "log.h"
+#include "atoms/atoms_priv.h"
+#include "backend/backend.h"
 #include "model.h"
-#include "vmextra.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 /* VIF_set_active (vm, dev, value). Idempotent. */
 int

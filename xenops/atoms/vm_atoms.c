@@ -6,28 +6,26 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "atoms_priv.h"
-#include "backend.h"
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
+#include "atoms/atoms_priv.h"
+#include "backend/backend.h"
 #include "metadata.h"
 #include "model.h"
-#include "sm.h"
+#include "sm/sm.h"
 #include "task.h"
 #include "updates.h"
-#include "vmextra.h"
-#include "xalloc.h"
-
-/* Conflicts only come from Parallel siblings of this very operation, so a
- * few retries always suffice; the bound turns a bug into an error. */
-#define ATOMS_DOC_RETRIES 64
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
 
 /* ---- shared helpers ---- */
 
@@ -114,30 +112,7 @@ int
 atoms_update_doc(struct exec_op *op, const char *vm, atoms_doc_fn fn,
                  void *arg)
 {
-    struct vmextra_doc *doc = NULL;
-    int rc = XO_ECONFLICT;
-
-    for (int i = 0; i < ATOMS_DOC_RETRIES && rc == XO_ECONFLICT; i++) {
-        vmextra_doc_free(doc);
-        doc = NULL;
-        xo_err_clear();
-        rc = vmextra_load(op->env->store, vm, &doc);
-        if (rc)
-            goto out;
-        rc = fn(doc, arg);
-        if (rc == 1) {
-            rc = 0;
-            goto out;
-        }
-        if (rc)
-            goto out;
-        rc = vmextra_commit(op->env->store, doc);
-    }
-    if (rc == XO_ECONFLICT)
-        LOGVM(ERROR, vm, "document update kept conflicting; giving up");
-out:
-    vmextra_doc_free(doc);
-    return rc;
+    return vmextra_update(op->env->store, vm, 0, fn, arg);
 }
 
 int
@@ -186,6 +161,18 @@ set_start_time(struct vmextra_doc *doc, void *arg)
     return 0;
 }
 
+static int release_records(struct exec_op *op, const char *vm);
+
+/* What the journal runs to undo VM_create: dev is unused. */
+static int
+undo_create(struct exec_op *op, const char *vm, const char *dev)
+{
+    struct backend *b = op->env->backend;
+    int rc = b->ops->vm_destroy(b, vm);
+
+    return rc ? rc : release_records(op, vm);
+}
+
 /*
  * VM_create (vm, final_id): an empty paused domain sized from the Vm.t.
  * The backend leaves the domain's action request at "poweroff" until
@@ -220,7 +207,7 @@ vm_atom_create(struct exec_op *op, const struct atom *a)
     rc = b->ops->vm_create(b, a->vm, &cfg);
     if (rc)
         goto out;
-    exec_journal(op, EXEC_UNDO_CREATE, a->vm, NULL);
+    exec_journal(op, undo_create, "destroying the domain", a->vm, NULL);
     rc = atoms_update_doc(op, a->vm, set_start_time, &now);
     if (rc)
         goto out;
@@ -284,7 +271,7 @@ release_records(struct exec_op *op, const char *vm)
         devs[n++] = xstrdup(doc->attached[i].dev);
     vmextra_doc_free(doc);
     for (size_t i = 0; i < n; i++) {
-        int r = vbd_undo_attach(op, vm, devs[i]);
+        int r = vbd_release(op, vm, devs[i]);
 
         if (r && !rc)
             rc = r;
@@ -314,18 +301,9 @@ vm_atom_destroy(struct exec_op *op, const struct atom *a)
     rc = release_records(op, a->vm);
     if (rc)
         return rc;
-    exec_unjournal(op, EXEC_UNDO_CREATE, a->vm, NULL);
+    exec_unjournal(op, undo_create, a->vm, NULL);
     atoms_signal_vm(op, a->vm);
     return 0;
-}
-
-int
-vm_undo_create(struct exec_op *op, const char *vm)
-{
-    struct backend *b = op->env->backend;
-    int rc = b->ops->vm_destroy(b, vm);
-
-    return rc ? rc : release_records(op, vm);
 }
 
 /*
@@ -394,12 +372,12 @@ vm_atom_rename(struct exec_op *op, const struct atom *a)
         return rc;
     rc = b->ops->vm_rename(b, a->vm, new_id);
     if (rc) {
-        char *err = xo_err_take_json(rc);
+        struct xo_err_saved saved;
 
+        xo_err_preserve(rc, &saved);
         if (vmextra_rename(op->env->store, new_id, a->vm))
             LOGVM(ERROR, a->vm, "cannot undo store rename to '%s'", new_id);
-        xo_err_set_json(rc, err);
-        return rc;
+        return xo_err_restore(&saved);
     }
     if (op->env->updates) {
         updates_remove(op->env->updates, UPDATES_VM, a->vm, NULL);
@@ -503,27 +481,58 @@ vm_atom_shutdown_domain(struct exec_op *op, const struct atom *a)
                                       a->number);
 }
 
+/* A sleep that a cancel cuts short: the task's cancel callback signals
+ * it, so nothing polls the flag. */
+struct delay_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool woken;
+};
+
+static void
+delay_wake(void *arg)
+{
+    struct delay_wait *w = arg;
+
+    pthread_mutex_lock(&w->lock);
+    w->woken = true;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
 /* VM_delay (vm, seconds): sleep, staying cancellable. */
 int
 vm_atom_delay(struct exec_op *op, const struct atom *a)
 {
-    struct timespec step = { 0, 50 * 1000000L };
-    struct timespec start, now;
-    int rc;
+    struct delay_wait w = { .woken = false };
+    pthread_condattr_t ca;
+    struct timespec end;
+    double whole = floor(a->number);
 
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (;;) {
-        if (op->task) {
-            rc = task_check_cancel(op->task);
-            if (rc)
-                return rc;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if ((double)(now.tv_sec - start.tv_sec) +
-                (now.tv_nsec - start.tv_nsec) / 1e9 >= a->number)
-            return 0;
-        nanosleep(&step, NULL);
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w.cond, &ca);
+    pthread_condattr_destroy(&ca);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += (time_t)whole;
+    end.tv_nsec += (long)((a->number - whole) * 1e9);
+    if (end.tv_nsec >= 1000000000L) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000L;
     }
+    if (op->task)
+        task_on_cancel(op->task, delay_wake, &w);
+    pthread_mutex_lock(&w.lock);
+    while (!w.woken &&
+           pthread_cond_timedwait(&w.cond, &w.lock, &end) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&w.lock);
+    if (op->task)
+        task_on_cancel_remove(op->task, delay_wake, &w);
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    return op->task ? task_check_cancel(op->task) : 0;
 }
 
 /* A missing optional backend operation: Unimplemented, logged once here. */

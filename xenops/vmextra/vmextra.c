@@ -45,13 +45,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
-#include "vmextra.h"
-#include "vmextra_priv.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
+#include "vmextra/vmextra_priv.h"
 
 /* "<uuid>.json" and ".<uuid>.json.tmp" with room to spare. */
 #define VMEXTRA_NAME_MAX 64
@@ -88,12 +89,6 @@ static void
 doc_name(const char *id, char *buf)
 {
     snprintf(buf, VMEXTRA_NAME_MAX, "%s.json", id);
-}
-
-static void
-tmp_name(const char *id, char *buf)
-{
-    snprintf(buf, VMEXTRA_NAME_MAX, ".%s.json.tmp", id);
 }
 
 /* The id of a "<uuid>.json" entry name, or false. */
@@ -190,64 +185,10 @@ file_read(struct vmextra_store *s, const char *id, char **text_r,
           size_t *len_r)
 {
     char name[VMEXTRA_NAME_MAX];
-    struct stat st;
-    char *buf = NULL;
-    size_t len = 0, cap;
-    ssize_t n = 0;
-    int fd = -1;
-    int rc;
 
     doc_name(id, name);
-    fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 && errno == ENOENT) {
-        rc = XO_ENOTFOUND;
-        goto out;
-    }
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        rc = io_fail(s->dir, "open", name);
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size > VMEXTRA_MAX_DOC_BYTES) {
-        LOG(ERROR, "vmextra document '%s/%s' is not a regular file of at "
-            "most %u bytes", s->dir, name, VMEXTRA_MAX_DOC_BYTES);
-        rc = xo_err_internal_code(XO_EINVAL, "'%s/%s' is not a regular file "
-                                  "of at most %u bytes", s->dir, name,
-                                  VMEXTRA_MAX_DOC_BYTES);
-        goto out;
-    }
-    /* Documents are replaced by rename, never rewritten in place, so
-     * reading one byte past the size seen must hit EOF. */
-    cap = (size_t)st.st_size + 1;
-    buf = xmalloc(cap + 1);
-    while (len < cap) {
-        n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    if (n < 0) {
-        rc = io_fail(s->dir, "read", name);
-        goto out;
-    }
-    if (len == cap) {
-        LOG(ERROR, "vmextra document '%s/%s' changed while read", s->dir,
-            name);
-        rc = xo_err_internal_code(XO_EIO, "'%s/%s' changed while read",
-                                  s->dir, name);
-        goto out;
-    }
-    buf[len] = '\0';
-    *text_r = buf;
-    *len_r = len;
-    buf = NULL;
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    free(buf);
-    return rc;
+    return files_read_at(s->dirfd, s->dir, name, VMEXTRA_MAX_DOC_BYTES,
+                         text_r, len_r);
 }
 
 /* 0, or XO_ENOTFOUND without detail or log line (the caller decides). */
@@ -267,71 +208,25 @@ doc_read(struct vmextra_store *s, const char *id, char **text_r,
     return 0;
 }
 
+/* The writer's crash points are the store's "commit:" ones. */
 static int
-write_all(int fd, const char *text, size_t len)
+commit_point(void *opaque, const char *point)
 {
-    ssize_t n;
+    char name[32];
 
-    while (len > 0) {
-        n = write(fd, text, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        text += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    snprintf(name, sizeof(name), "commit:%s", point);
+    return crash_point(opaque, name);
 }
 
 static int
 file_write(struct vmextra_store *s, const char *id, const char *text)
 {
-    char name[VMEXTRA_NAME_MAX], tmp[VMEXTRA_NAME_MAX];
-    bool tmp_owned = false;
-    int fd = -1;
-    int rc;
+    struct files_hooks hooks = { commit_point, s };
+    char name[VMEXTRA_NAME_MAX];
 
     doc_name(id, name);
-    tmp_name(id, tmp);
-    fd = openat(s->dirfd, tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC |
-                O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        rc = io_fail(s->dir, "create", tmp);
-        goto out;
-    }
-    tmp_owned = true;
-    if (write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
-        rc = io_fail(s->dir, "write", tmp);
-        goto out;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        rc = io_fail(s->dir, "close", tmp);
-        goto out;
-    }
-    fd = -1;
-    rc = crash_point(s, "commit:temp-written");
-    if (rc) {
-        /* A crash leaves the temp file behind; recovery removes it. */
-        tmp_owned = false;
-        goto out;
-    }
-    if (renameat(s->dirfd, tmp, s->dirfd, name) < 0) {
-        rc = io_fail(s->dir, "rename", tmp);
-        goto out;
-    }
-    tmp_owned = false;
-    rc = crash_point(s, "commit:renamed");
-    if (rc)
-        goto out;
-    rc = dir_fsync(s);
-out:
-    if (fd >= 0)
-        close(fd);
-    if (tmp_owned)
-        unlinkat(s->dirfd, tmp, 0);
-    return rc;
+    return files_write_at(s->dirfd, s->dir, name, text, strlen(text),
+                          &hooks);
 }
 
 static int
@@ -373,12 +268,7 @@ doc_unlink(struct vmextra_store *s, const char *id)
         return 0;
     }
     doc_name(id, name);
-    if (unlinkat(s->dirfd, name, 0) < 0) {
-        if (errno == ENOENT)
-            return XO_ENOTFOUND;
-        return io_fail(s->dir, "remove", name);
-    }
-    return dir_fsync(s);
+    return files_remove_at(s->dirfd, s->dir, name);
 }
 
 static bool
@@ -641,28 +531,6 @@ out:
 
 /* ---- the public API ---- */
 
-static int
-mkdir_p(const char *dir)
-{
-    char *path = xstrdup(dir);
-    char *p = path;
-    char c;
-    int rc = 0;
-
-    /* Create each prefix in turn; existing ones are fine. */
-    do {
-        p += strspn(p, "/");
-        p += strcspn(p, "/");
-        c = *p;
-        *p = '\0';
-        if (mkdir(path, 0700) < 0 && errno != EEXIST)
-            rc = io_fail(path, "create", NULL);
-        *p = c;
-    } while (c != '\0' && !rc);
-    free(path);
-    return rc;
-}
-
 int
 vmextra_store_open(const char *dir, bool persist,
                    struct vmextra_store **store_r)
@@ -682,7 +550,7 @@ vmextra_store_open(const char *dir, bool persist,
             rc = xo_err_internal_code(XO_EINVAL, "no vmextra directory");
             goto out;
         }
-        rc = mkdir_p(dir);
+        rc = files_mkdirs(dir);
         if (rc)
             goto out;
         s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -918,4 +786,55 @@ vmextra_list_free(char **ids, size_t n)
     for (size_t i = 0; i < n; i++)
         free(ids[i]);
     free(ids);
+}
+
+/* Load id's document, or a new one when allowed. */
+static int
+update_load(struct vmextra_store *store, const char *id, unsigned flags,
+            struct vmextra_doc **doc_r)
+{
+    int rc = vmextra_load(store, id, doc_r);
+
+    if (rc == XO_ENOTFOUND && (flags & VMEXTRA_UPDATE_CREATE)) {
+        xo_err_clear();
+        rc = vmextra_doc_new(id, doc_r);
+    }
+    return rc;
+}
+
+int
+vmextra_update(struct vmextra_store *store, const char *id, unsigned flags,
+               vmextra_update_fn fn, void *arg)
+{
+    struct vmextra_doc *doc = NULL;
+    int rc = XO_ECONFLICT;
+
+    for (int i = 0; i < VMEXTRA_UPDATE_RETRIES &&
+                    (rc == XO_ECONFLICT || rc == XO_EEXISTS); i++) {
+        vmextra_doc_free(doc);
+        doc = NULL;
+        xo_err_clear();
+        rc = update_load(store, id, flags, &doc);
+        if (rc)
+            goto out;
+        rc = fn(doc, arg);
+        if (rc == 1) {
+            rc = 0;
+            goto out;
+        }
+        if (rc)
+            goto out;
+        rc = vmextra_commit(store, doc);
+        /* Only a creation can lose to a racing creation. */
+        if (rc == XO_EEXISTS && !(flags & VMEXTRA_UPDATE_CREATE))
+            goto out;
+    }
+    if (rc == XO_ECONFLICT || rc == XO_EEXISTS) {
+        LOGVM(ERROR, id, "document update kept conflicting; giving up");
+        rc = xo_err_internal_code(XO_ECONFLICT, "update of '%s' kept "
+                                  "conflicting", id);
+    }
+out:
+    vmextra_doc_free(doc);
+    return rc;
 }

@@ -108,6 +108,20 @@ bool vmextra_exists(struct vmextra_store *store, const char *id);
  */
 int vmextra_commit(struct vmextra_store *store, struct vmextra_doc *doc);
 
+/*
+ * The one read-modify-commit of a document: load id's document (with
+ * VMEXTRA_UPDATE_CREATE a new one when there is none), call fn, commit;
+ * when a racing writer moved the generation on (or created the document
+ * first) reload and retry, at most VMEXTRA_UPDATE_RETRIES times (then
+ * XO_ECONFLICT, logged). fn returns 0 to commit, 1 to leave the document
+ * unchanged, or an error, which is returned as it is.
+ */
+#define VMEXTRA_UPDATE_CREATE 0x1
+#define VMEXTRA_UPDATE_RETRIES 64
+typedef int (*vmextra_update_fn)(struct vmextra_doc *doc, void *arg);
+int vmextra_update(struct vmextra_store *store, const char *id,
+                   unsigned flags, vmextra_update_fn fn, void *arg);
+
 /* Remove the VM's document. XO_ENOTFOUND if none. */
 int vmextra_remove(struct vmextra_store *store, const char *id);
 

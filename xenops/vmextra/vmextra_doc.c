@@ -15,13 +15,13 @@
 #include <strings.h>
 #include <sys/types.h>
 
-#include "errors.h"
-#include "ids.h"
-#include "json.h"
-#include "log.h"
-#include "vmextra.h"
-#include "vmextra_priv.h"
-#include "xalloc.h"
+#include "util/errors.h"
+#include "util/ids.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "vmextra/vmextra.h"
+#include "vmextra/vmextra_priv.h"
 
 /* ---- records ---- */
 

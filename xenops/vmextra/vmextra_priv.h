@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmextra.h"
+#include "vmextra/vmextra.h"
 
 /*
  * Decode text (len bytes) as the document of VM id; where names it in log
