@@ -10,7 +10,7 @@ The host reaches it through QEMU's user-mode network (a port forwarded from
             'X' the end: payload is the exit status in ASCII
 
 ops: run {argv, timeout?}, put {path, mode, size} + size raw bytes,
-get {path}, ping, settime {ns}, adjust {ns}, time, poweroff.  No shell is involved: argv is executed as it is.
+get {path}, ping (0 once xl answers), settime {ns}, adjust {ns}, time, poweroff.  No shell is involved: argv is executed as it is.
 """
 import json
 import os
@@ -24,6 +24,7 @@ import threading
 import time
 
 PORT = 7000
+READY = "/run/xenlab-ready"
 MAX_REQUEST = 1 << 20
 
 
@@ -146,7 +147,8 @@ class Handler(socketserver.BaseRequestHandler):
             elif op == "get":
                 rc = get(sock, req)
             elif op == "ping":
-                rc = 0
+                # 0 once dom0's init has seen xl answer, 1 before.
+                rc = 0 if os.path.exists(READY) else 1
             elif op == "settime":
                 # Set in-process: a spawned date(1) would add its start-up
                 # time to the error.
