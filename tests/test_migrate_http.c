@@ -8,6 +8,8 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,8 @@
 #include <unistd.h>
 
 #include "migrate/migrate_http.h"
+#include "migrate/migrate_priv.h"
+#include "task.h"
 #include "util/errors.h"
 #include "util/xalloc.h"
 
@@ -388,6 +392,69 @@ test_migrate_http_token_file(void **state)
     xo_err_clear();
 }
 
+/* A receive waiting for its memory channel, on a thread. */
+struct claim_run {
+    struct migrate *m;
+    int vm_fd;
+    struct task *task;
+    int rc;
+    int fd;
+};
+
+static void *
+claim_thread(void *arg)
+{
+    struct claim_run *c = arg;
+
+    c->rc = migrate_mem_claim(c->m, "claim-test", c->vm_fd, c->task, &c->fd);
+    return NULL;
+}
+
+/* Nothing is parked and the VM channel stays open (the gate is never
+ * released), so only the cancel can end the wait before the rendezvous
+ * limit, which would answer XO_ETIMEDOUT. */
+static void
+test_migrate_mem_claim_woken_by_cancel(void **state)
+{
+    struct task_registry *reg = task_registry_new(NULL);
+    struct claim_run c = { .rc = 1, .fd = -2 };
+    struct migrate m;
+    bool linked = false;
+    pthread_t th;
+    int sv[2];
+
+    (void)state;
+    memset(&m, 0, sizeof(m));
+    pthread_mutex_init(&m.lock, NULL);
+    pthread_cond_init(&m.cond, NULL);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    c.m = &m;
+    c.vm_fd = sv[0];
+    c.task = task_create(reg, "claim");
+    assert_int_equal(pthread_create(&th, NULL, claim_thread, &c), 0);
+    /* Cancel once the claim is waiting. */
+    while (!linked) {
+        pthread_mutex_lock(&m.lock);
+        linked = m.claims != NULL;
+        pthread_mutex_unlock(&m.lock);
+        if (!linked)
+            sched_yield();
+    }
+    assert_int_equal(task_cancel(reg, task_id(c.task)), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(c.rc, XO_ECANCELLED);
+    assert_int_equal(c.fd, -1);
+    pthread_mutex_lock(&m.lock);
+    assert_null(m.claims);
+    pthread_mutex_unlock(&m.lock);
+    close(sv[0]);
+    close(sv[1]);
+    task_unref(c.task);
+    task_registry_free(reg);
+    pthread_cond_destroy(&m.cond);
+    pthread_mutex_destroy(&m.lock);
+}
+
 int
 main(void)
 {
@@ -400,6 +467,7 @@ main(void)
         cmocka_unit_test(test_migrate_http_connection_cap),
         cmocka_unit_test(test_migrate_http_url_parse),
         cmocka_unit_test(test_migrate_http_token_file),
+        cmocka_unit_test(test_migrate_mem_claim_woken_by_cancel),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -466,7 +466,9 @@ test_migrate_mem_cancel_stops_both_sides(void **state)
     run_dispose(&r);
 }
 
-/* The receiver's own cancel flag ends a wait on a silent stream. */
+/* The receiver's own cancel flag ends a wait on a silent stream, once
+ * the read side is shut down as a cancel callback does: that wakes the
+ * wait, which then sees the flag rather than a truncated stream. */
 static void
 test_migrate_mem_receiver_cancel(void **state)
 {
@@ -479,6 +481,7 @@ test_migrate_mem_receiver_cancel(void **state)
     r.rfd = sv[1];
     assert_int_equal(pthread_create(&rt, NULL, receiver_main, &r), 0);
     r.rcancel = true;
+    assert_int_equal(shutdown(sv[1], SHUT_RD), 0);
     pthread_join(rt, NULL);
     assert_int_equal(r.dst_rc, XO_ECANCELLED);
     close(sv[0]);

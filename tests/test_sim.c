@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -590,6 +592,76 @@ test_sim_guest_restore_refuses_bad_image(void **state)
     sim_guest_free(a);
     sim_guest_free(b);
     sim_guest_free(small);
+}
+
+/* A restore reading from a socket, on a thread. */
+struct restore_run {
+    struct sim_guest *g;
+    int fd;
+    atomic_bool cancel;
+    int rc;
+};
+
+static void *
+restore_thread(void *arg)
+{
+    struct restore_run *r = arg;
+
+    r->rc = sim_guest_restore(r->g, r->fd, &r->cancel);
+    return NULL;
+}
+
+/* Write the first len bytes of g's saved image to fd. */
+static void
+send_image_start(struct sim_guest *g, int fd, size_t len)
+{
+    char *dir = tmpdir_new(), *file;
+    int img = tmpfile_open(dir, "img", &file);
+    uint8_t *head = xmalloc(len);
+
+    assert_int_equal(sim_guest_save(g, img, NULL), 0);
+    assert_int_equal(pread(img, head, len, 0), (ssize_t)len);
+    assert_int_equal(write(fd, head, len), (ssize_t)len);
+    free(head);
+    close(img);
+    tmp_cleanup(dir, file);
+}
+
+/* The writer stops inside the first chunk and never sends the rest (the
+ * gate is never released); cancelling and shutting the socket down, as
+ * the restore atom's cancel callback does, ends the blocked read with
+ * Cancelled, not with a short image. */
+static void
+test_sim_guest_restore_woken_by_cancel(void **state)
+{
+    struct restore_run r = { .rc = 1 };
+    struct sim_guest *a;
+    pthread_t th;
+    int sv[2], queued = -1;
+
+    (void)state;
+    assert_int_equal(sim_guest_new(128 * 4096, 0, 1, &a), 0);
+    assert_int_equal(sim_guest_new(128 * 4096, 0, 1, &r.g), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    r.fd = sv[1];
+    /* A whole image's header and one page of the first chunk. */
+    send_image_start(a, sv[0], SIM_GUEST_HEADER_SIZE + SIM_GUEST_PAGE_SIZE);
+    assert_int_equal(pthread_create(&th, NULL, restore_thread, &r), 0);
+    /* Once all of it is read, the restore is inside the first chunk. */
+    while (queued != 0) {
+        assert_int_equal(ioctl(sv[1], FIONREAD, &queued), 0);
+        if (queued)
+            sched_yield();
+    }
+    r.cancel = true;
+    assert_int_equal(shutdown(sv[1], SHUT_RDWR), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(r.rc, XO_ECANCELLED);
+    xo_err_clear();
+    close(sv[0]);
+    close(sv[1]);
+    sim_guest_free(a);
+    sim_guest_free(r.g);
 }
 
 static void
@@ -1393,6 +1465,7 @@ main(void)
         cmocka_unit_test(test_sim_guest_save_restore_identical),
         cmocka_unit_test(test_sim_guest_restore_refuses_bad_image),
         cmocka_unit_test(test_sim_guest_cancel_honoured),
+        cmocka_unit_test(test_sim_guest_restore_woken_by_cancel),
         cmocka_unit_test(test_sim_guest_bad_arguments),
         cmocka_unit_test(test_sim_lifecycle),
         cmocka_unit_test(test_sim_domain_not_built),

@@ -15,6 +15,7 @@
 
 #include "task.h"
 #include "task_priv.h"
+#include "testutil.h"
 #include "updates.h"
 #include "updates_priv.h"
 #include "util/errors.h"
@@ -46,13 +47,7 @@ stat_tree(struct task *t)
 static void
 assert_json_eq(yajl_val v, const char *expected)
 {
-    yajl_val e = parse(expected);
-    char *got = json_tree_to_string(v);
-
-    if (!json_equal(v, e))
-        fail_msg("got %s, expected %s", got, expected);
-    free(got);
-    yajl_tree_free(e);
+    assert_true(testutil_json_tree_same(v, expected));
 }
 
 static yajl_val

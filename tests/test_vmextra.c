@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "util/errors.h"
 #include "util/ids.h"
 #include "util/json.h"
@@ -183,18 +184,11 @@ install_data(const struct fx *fx, const char *name, const char *id)
 static void
 assert_json_eq(const char *a, const char *b)
 {
-    yajl_val va = NULL, vb = NULL;
-
     if (!a || !b) {
         assert_ptr_equal(a, b);
         return;
     }
-    assert_int_equal(json_parse(a, strlen(a), &va), 0);
-    assert_int_equal(json_parse(b, strlen(b), &vb), 0);
-    if (!json_equal(va, vb))
-        fail_msg("JSON differs:\n  %s\n  %s", a, b);
-    yajl_tree_free(va);
-    yajl_tree_free(vb);
+    assert_true(testutil_json_same(a, b));
 }
 
 static void

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "rpc/rpc_xml.h"
+#include "testutil.h"
 #include "util/errors.h"
 #include "util/json.h"
 #include "util/xalloc.h"
@@ -28,21 +29,10 @@
 #define CALL(m, p) HDR "<methodCall><methodName>" m "</methodName><params>" \
     p "</params></methodCall>"
 
-/* Structural comparison of two JSON texts, showing both on a mismatch. */
 static void
 assert_json_same(const char *actual, const char *expected)
 {
-    yajl_val a = NULL, e = NULL;
-    bool same;
-
-    assert_int_equal(json_parse(actual, strlen(actual), &a), 0);
-    assert_int_equal(json_parse(expected, strlen(expected), &e), 0);
-    same = json_equal(a, e);
-    if (!same)
-        fprintf(stderr, "actual:   %s\nexpected: %s\n", actual, expected);
-    yajl_tree_free(a);
-    yajl_tree_free(e);
-    assert_true(same);
+    assert_true(testutil_json_same(actual, expected));
 }
 
 /* The JSON of a methodResponse's value; fails the test on error. */

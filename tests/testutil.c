@@ -24,6 +24,46 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
+bool
+testutil_json_tree_same(yajl_val actual, const char *expected)
+{
+    yajl_val e = NULL;
+    char *got = NULL;
+    bool same = false;
+
+    if (json_parse(expected, strlen(expected), &e)) {
+        xo_err_clear();
+        fprintf(stderr, "expected JSON does not parse: %s\n", expected);
+        goto out;
+    }
+    same = actual && json_equal(actual, e);
+    if (!same) {
+        got = actual ? json_tree_to_string(actual) : NULL;
+        fprintf(stderr, "actual:   %s\nexpected: %s\n",
+                got ? got : "(none)", expected);
+    }
+out:
+    free(got);
+    yajl_tree_free(e);
+    return same;
+}
+
+bool
+testutil_json_same(const char *actual, const char *expected)
+{
+    yajl_val a = NULL;
+    bool same;
+
+    if (actual && json_parse(actual, strlen(actual), &a)) {
+        xo_err_clear();
+        fprintf(stderr, "actual JSON does not parse: %s\n", actual);
+        return false;
+    }
+    same = testutil_json_tree_same(a, expected);
+    yajl_tree_free(a);
+    return same;
+}
+
 int64_t
 testutil_now_ms(void)
 {

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /*
- * testutil: what the tests share. Small helpers (the clock, sleeping,
- * waiting for a simulated guest's heartbeat), and running the real
- * xenopsd-c binary for an end-to-end test or a bench (testutil_daemon_*).
+ * testutil: what the tests share. Small helpers (comparing JSON, the
+ * clock, sleeping, waiting for a simulated guest's heartbeat), and
+ * running the real xenopsd-c binary for an end-to-end test or a bench (testutil_daemon_*).
  *
  * testutil_daemon_* run the real xenopsd-c binary. It owns one temporary
  * directory per daemon (an empty config file, the sockets path and the
@@ -34,6 +34,13 @@
 #include <yajl/yajl_tree.h>
 
 struct sim_guest;
+
+/* Structural JSON comparison (json_equal: member order ignored) of a
+ * tree or a text against the expected text. False, with both printed on
+ * stderr, if they differ or a text does not parse; actual may be NULL
+ * (differs). Callers assert on the result. */
+bool testutil_json_same(const char *actual, const char *expected);
+bool testutil_json_tree_same(yajl_val actual, const char *expected);
 
 /* CLOCK_MONOTONIC milliseconds. */
 int64_t testutil_now_ms(void);

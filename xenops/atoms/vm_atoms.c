@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -442,6 +443,14 @@ vm_atom_save(struct exec_op *op, const struct atom *a)
     return rc;
 }
 
+/* Cancelling a restore shuts its stream down, which wakes a backend
+ * blocked reading it (a disk image is no socket and never blocks). */
+static void
+restore_wake(void *arg)
+{
+    shutdown(*(const int *)arg, SHUT_RDWR);
+}
+
 /* VM_restore (vm, data): load a memory image into the created domain. */
 int
 vm_atom_restore(struct exec_op *op, const struct atom *a)
@@ -453,8 +462,12 @@ vm_atom_restore(struct exec_op *op, const struct atom *a)
     rc = open_data(&a->data, false, &fd, &own);
     if (rc)
         return rc;
+    if (op->task)
+        task_on_cancel(op->task, restore_wake, &fd);
     rc = b->ops->vm_restore(b, a->vm, fd,
                             op->task ? task_cancel_flag(op->task) : NULL);
+    if (op->task)
+        task_on_cancel_remove(op->task, restore_wake, &fd);
     if (own)
         close(fd);
     if (!rc)

@@ -100,7 +100,9 @@ struct backend_migrate_opts {
     unsigned max_iterations;
     bool abort_on_downtime;
     bool compress;              /* compress the stream */
-    /* Checked between steps and while waiting; may be NULL. */
+    /* Checked between steps and when a wait wakes; may be NULL. A wait
+     * on the stream is woken by the caller shutting fd down from its
+     * cancel callback. */
     const atomic_bool *cancel;
     /* Sender, mandatory: pause the domain (the downtime starts); 0 or an
      * xo_err. Called at most once, on the calling thread. */
@@ -143,7 +145,9 @@ struct backend_ops {
     /* Write the memory image to fd, leaving the domain suspended. */
     int (*vm_save)(struct backend *b, const char *vm, int fd,
                    unsigned flags, const atomic_bool *cancel);
-    /* Read a memory image from fd into the (created) domain. */
+    /* Read a memory image from fd into the (created) domain. cancel (may
+     * be NULL) is checked between chunks; a wait on a socket fd ends when
+     * the caller shuts fd down (shutdown(2)) after setting it. */
     int (*vm_restore)(struct backend *b, const char *vm, int fd,
                       const atomic_bool *cancel);
     /* NULL request clears it (the domain becomes "survivable"). */

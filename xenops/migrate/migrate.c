@@ -35,6 +35,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +159,24 @@ struct mem_slot {
     struct mem_slot *next;
 };
 
+/* One receive waiting in migrate_mem_claim: woken by a parked channel
+ * (mem_park), by its task's cancel, or by its VM channel closing. */
+struct mem_claim {
+    int wake_fd;                /* eventfd, readable once woken */
+    struct mem_claim *next;
+};
+
+static void
+claim_wake(struct mem_claim *c)
+{
+    uint64_t one = 1;
+
+    /* An eventfd write fails only when the counter would overflow, and
+     * then the waiter is woken already. */
+    if (write(c->wake_fd, &one, sizeof(one)) < 0)
+        LOG(DEBUG, "memory channel wake-up already pending");
+}
+
 /* The /migrate/mem route parks its fd here until the receive takes it. */
 static void
 mem_park(struct migrate *m, const char *id, int fd)
@@ -173,7 +192,8 @@ mem_park(struct migrate *m, const char *id, int fd)
     pthread_mutex_lock(&m->lock);
     s.next = m->slots;
     m->slots = &s;
-    pthread_cond_broadcast(&m->cond);
+    for (struct mem_claim *c = m->claims; c; c = c->next)
+        claim_wake(c);
     /* Until the receive has taken it, the wait is bounded; once taken,
      * the receive owns the stream and says when it is done with it. */
     while (!s.done) {
@@ -209,32 +229,90 @@ mem_take_locked(struct migrate *m, const char *id)
     return -1;
 }
 
+static void
+claim_wake_on_cancel(void *arg)
+{
+    claim_wake(arg);
+}
+
+static void
+claim_link(struct migrate *m, struct mem_claim *c, bool link)
+{
+    pthread_mutex_lock(&m->lock);
+    if (link) {
+        c->next = m->claims;
+        m->claims = c;
+    }
+    for (struct mem_claim **p = &m->claims; !link && *p; p = &(*p)->next) {
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Wait, without the lock, until c is woken, vm_fd closes or end. */
+static void
+claim_sleep(struct mem_claim *c, int vm_fd, int64_t end)
+{
+    struct pollfd p[2] = {
+        { .fd = c->wake_fd, .events = POLLIN },
+        { .fd = vm_fd, .events = POLLIN | POLLRDHUP },
+    };
+    int64_t left_ms = (end - migrate_now_ns()) / 1000000 + 1;
+    uint64_t n;
+
+    if (left_ms > 0 && poll(p, 2, (int)left_ms) > 0 &&
+        (p[0].revents & POLLIN) && read(c->wake_fd, &n, sizeof(n)) < 0)
+        LOG(DEBUG, "memory channel wake-up lost");
+}
+
 int
-migrate_mem_claim(struct migrate *m, const char *id, int vm_fd)
+migrate_mem_claim(struct migrate *m, const char *id, int vm_fd,
+                  struct task *task, int *fd_r)
 {
     int64_t end = migrate_now_ns() +
                   (int64_t)MIGRATE_MEM_RENDEZVOUS_MS * 1000000;
-    int fd = -1;
+    struct mem_claim c = { .wake_fd = -1 };
+    int fd = -1, rc = 0;
 
-    pthread_mutex_lock(&m->lock);
-    for (;;) {
-        struct timespec dl;
-
-        fd = mem_take_locked(m, id);
-        if (fd >= 0 || migrate_now_ns() >= end ||
-            migrate_channel_closed(vm_fd))
-            break;
-        /* Short slices: the VM channel is polled between them. */
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_nsec += 200 * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&m->cond, &m->lock, &dl);
+    *fd_r = -1;
+    c.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c.wake_fd < 0) {
+        LOGE(ERROR, "cannot wait for the memory channel of '%s'", id);
+        return xo_err_internal_code(XO_EFAIL, "cannot wait for the "
+                                    "memory channel");
     }
-    pthread_mutex_unlock(&m->lock);
-    return fd;
+    claim_link(m, &c, true);
+    if (task)
+        task_on_cancel(task, claim_wake_on_cancel, &c);
+    for (;;) {
+        pthread_mutex_lock(&m->lock);
+        fd = mem_take_locked(m, id);
+        pthread_mutex_unlock(&m->lock);
+        if (fd >= 0)
+            break;
+        if (task && task_is_cancelling(task)) {
+            rc = XO_ECANCELLED;
+            break;
+        }
+        if (migrate_channel_closed(vm_fd)) {
+            rc = XO_EIO;
+            break;
+        }
+        if (migrate_now_ns() >= end) {
+            rc = XO_ETIMEDOUT;
+            break;
+        }
+        claim_sleep(&c, vm_fd, end);
+    }
+    if (task)
+        task_on_cancel_remove(task, claim_wake_on_cancel, &c);
+    claim_link(m, &c, false);
+    close(c.wake_fd);
+    *fd_r = fd;
+    return rc;
 }
 
 void

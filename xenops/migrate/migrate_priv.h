@@ -24,6 +24,7 @@
 #define MIGRATE_MEM_RENDEZVOUS_MS 60000
 
 struct mem_slot;
+struct mem_claim;
 struct migrate_listener;
 
 struct migrate {
@@ -35,6 +36,7 @@ struct migrate {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     struct mem_slot *slots;     /* parked memory channels */
+    struct mem_claim *claims;   /* receives waiting for one */
     unsigned sends;             /* queued or running sends */
 };
 
@@ -52,10 +54,14 @@ void migrate_stream_opts(struct migrate *m, struct backend_migrate_opts *o,
                          bool compress, struct task *task);
 /* Once vm has no records here, the backend forgets it too. */
 void migrate_forget(struct migrate *m, const char *vm);
-/* The receive claims the memory channel parked for id: waits up to the
- * rendezvous limit, less if the VM channel vm_fd closes; -1 if none came.
- * Give it back with migrate_mem_release. */
-int migrate_mem_claim(struct migrate *m, const char *id, int vm_fd);
+/* The receive claims the memory channel parked for id into *fd_r (-1 if
+ * none): 0, or XO_ETIMEDOUT after the rendezvous limit, XO_EIO once the
+ * VM channel vm_fd closes, XO_ECANCELLED once task (may be NULL) is
+ * cancelled (each of these wakes the wait; no error detail set), or
+ * XO_EFAIL (logged, detail set) if it cannot wait. Give the fd back with
+ * migrate_mem_release. */
+int migrate_mem_claim(struct migrate *m, const char *id, int vm_fd,
+                      struct task *task, int *fd_r);
 void migrate_mem_release(struct migrate *m, int fd);
 /* True once vm_fd has anything to read: before "1-mem ACK" the sender
  * sends nothing on it, so that is its close or a broken link. */

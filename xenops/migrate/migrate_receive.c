@@ -119,12 +119,16 @@ receive_memory_channel(struct receive *r)
     char *err = NULL;
     int rc = 0;
 
-    r->mem_fd = migrate_mem_claim(r->m, r->id, r->fd);
-    if (r->mem_fd < 0 && migrate_channel_closed(r->fd))
+    rc = migrate_mem_claim(r->m, r->id, r->fd, r->task, &r->mem_fd);
+    if (rc == XO_ECANCELLED)
+        return task_check_cancel(r->task);
+    if (rc == XO_EIO)
         return xo_err_internal_code(XO_EIO, "sender went away before the "
                                     "memory channel");
-    if (r->mem_fd < 0)
+    if (rc == XO_ETIMEDOUT)
         return xo_err_internal_code(XO_ETIMEDOUT, "no memory channel came");
+    if (rc)
+        return rc;
     if (migrate_handshake_send(r->mem_fd, NULL) ||
         migrate_handshake_recv(r->fd, MIGRATE_HS_TIMEOUT_MS, &err) || err)
         rc = xo_err_internal_code(XO_EIO, "memory channel set-up failed");

@@ -82,7 +82,6 @@
 #define MM_HELLO_SIZE 16
 #define MM_END_SIZE 32
 #define MM_REASON_MAX 200
-#define MM_POLL_MS 200
 #define MM_SMALL_ROUND_BYTES (1024 * 1024)
 /* The receiver's memory bound for the zstd window (8 MiB). */
 #define MM_ZSTD_WINDOW_LOG_MAX 23
@@ -219,8 +218,10 @@ mm_io_fail(struct mm_io *io, int code, const char *what)
 
 /*
  * Wait until fd is ready for events. A read wait honours cancel (nothing
- * is half-written); a write wait only the deadline, so a frame is never
- * cut short and the receiver can always parse the abort that follows.
+ * is half-written): the caller's cancel callback shuts the read side
+ * down, which wakes the poll, and the flag is looked at then. A write
+ * wait honours only the deadline, so a frame is never cut short and the
+ * receiver can always parse the abort that follows.
  */
 static int
 mm_io_wait(struct mm_io *io, short events, bool cancellable,
@@ -231,17 +232,14 @@ mm_io_wait(struct mm_io *io, short events, bool cancellable,
 
     for (;;) {
         uint64_t now = mm_now_ns();
-        int slice, r;
+        int r;
 
         if (cancellable && mm_cancelled(io->cancel))
             return xo_err_cancelled("");
         if (now >= deadline)
             return mm_io_fail(io, XO_ETIMEDOUT, what);
-        slice = (int)((deadline - now) / 1000000u) + 1;
-        if (slice > MM_POLL_MS)
-            slice = MM_POLL_MS;
-        r = poll(&p, 1, slice);
-        if (r > 0)
+        r = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
+        if (r > 0 && !(cancellable && mm_cancelled(io->cancel)))
             return 0;
         if (r < 0 && errno != EINTR)
             return mm_io_fail(io, XO_EIO, what);
@@ -303,6 +301,8 @@ mm_read_all(struct mm_io *io, uint8_t *buf, size_t len, const char *what)
             continue;
         if (r < 0)
             return mm_io_fail(io, XO_EIO, what);
+        if (r == 0 && mm_cancelled(io->cancel))
+            return xo_err_cancelled("");
         if (r == 0) {
             LOG(ERROR, "migration stream ends early while %s (%zu bytes "
                 "missing)", what, len);

@@ -77,7 +77,10 @@ struct migrate_mem_opts {
      * then checks its copy. */
     bool verify_memory;
     unsigned io_timeout_ms;     /* 0: MIGRATE_MEM_IO_TIMEOUT_MS */
-    /* Checked between frames (and while a receive waits); may be NULL. */
+    /* Checked between frames and when a receive's wait wakes; may be
+     * NULL. A receive waiting on a silent stream wakes only when the
+     * caller also shuts fd's read side down (shutdown(2), SHUT_RD), e.g.
+     * from its task's cancel callback. */
     const atomic_bool *cancel;
     /* Sender, mandatory: pause the guest; 0 or an xo_err code. */
     int (*pause)(void *arg);

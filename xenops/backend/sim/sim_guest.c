@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,8 +33,9 @@
 
 /* Pages per read/write call; cancel is checked between chunks. */
 #define SIM_GUEST_CHUNK_PAGES 64
-/* How long one poll waits on a non-blocking fd before cancel is checked. */
-#define SIM_GUEST_POLL_MS 200
+/* How long one poll waits on a non-blocking pipe before cancel is
+ * checked: unlike a socket, a pipe cannot be shut down to wake it. */
+#define SIM_GUEST_PIPE_POLL_MS 200
 
 struct sim_guest {
     uint8_t *mem;
@@ -412,14 +414,19 @@ sg_cancelled(const atomic_bool *cancel)
     return cancel && *cancel;
 }
 
-/* Wait until fd is ready for events, or cancel. */
+/* Wait until fd is ready for events, or cancel. A socket waits without
+ * a limit: the caller's cancel callback shuts it down, which wakes the
+ * poll. */
 static int
 sg_wait_fd(int fd, short events, const atomic_bool *cancel)
 {
     struct pollfd p = { .fd = fd, .events = events };
+    struct stat st;
+    int timeout = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)
+                  ? -1 : SIM_GUEST_PIPE_POLL_MS;
 
     while (!sg_cancelled(cancel)) {
-        int r = poll(&p, 1, SIM_GUEST_POLL_MS);
+        int r = poll(&p, 1, timeout);
 
         if (r > 0 || (r < 0 && errno != EINTR))
             return 0;
@@ -454,6 +461,8 @@ sg_write_all(int fd, const uint8_t *buf, size_t len,
                 return rc;
             continue;
         }
+        if (r <= 0 && sg_cancelled(cancel))
+            return xo_err_cancelled("");
         if (r <= 0) {
             LOGE(ERROR, "cannot write the guest memory image");
             return xo_err_internal_code(XO_EIO, "cannot write the guest "
@@ -481,6 +490,8 @@ sg_read_all(int fd, uint8_t *buf, size_t len, const atomic_bool *cancel)
                 return rc;
             continue;
         }
+        if (r <= 0 && sg_cancelled(cancel))
+            return xo_err_cancelled("");
         if (r < 0) {
             LOGE(ERROR, "cannot read the guest memory image");
             return xo_err_internal_code(XO_EIO, "cannot read the guest "
