@@ -68,44 +68,42 @@ usage(FILE *f)
             "  --version prints the version.\n");
 }
 
-int
-main(int argc, char **argv)
-{
+/* Everything start-up builds, torn down in reverse by daemon_stop. */
+struct daemon {
     struct config cfg;
-    struct server *srv = NULL;
-    struct migrate *mig = NULL;
-    struct admin *adm = NULL;
-    struct admin_deps adeps;
-    struct migrate_deps mdeps;
-    struct rpc_server *rpc = NULL;
-    struct rpc_server_config rcfg;
+    char *config_file;
+    struct server *srv;
+    struct admin *adm;
+    struct migrate *mig;
+    struct rpc_server *rpc;
     struct rpc_methods_ctx mctx;
-    const char *config_file = NULL;
-    char *sock = NULL;
-    uid_t *uids = NULL;
-    size_t n_uids = 0;
-    enum log_level lvl;
-    struct sigaction sa;
-    int rc = 1;
+    char *sock;
+    uid_t *uids;
+    size_t n_uids;
+};
 
-    config_defaults(&cfg);
+/* Command line: --<key> VALUE or --<key>=VALUE into the configuration,
+ * --config FILE aside. Returns 0 to go on, 1 when --help or --version
+ * answered, -1 on a bad option (already reported). */
+static int
+daemon_parse_args(struct daemon *d, int argc, char **argv)
+{
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         char *key, *eq, *value;
+        int rc;
 
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             usage(stdout);
-            config_dispose(&cfg);
-            return 0;
+            return 1;
         }
         if (strcmp(arg, "--version") == 0) {
             printf("xenopsd-c %s\n", PACKAGE_VERSION);
-            config_dispose(&cfg);
-            return 0;
+            return 1;
         }
         if (strncmp(arg, "--", 2) != 0) {
             usage(stderr);
-            goto out;
+            return -1;
         }
         key = xstrdup(arg + 2);
         eq = strchr(key, '=');
@@ -117,105 +115,168 @@ main(int argc, char **argv)
         } else {
             fprintf(stderr, "xenopsd-c: option '--%s' needs a value\n", key);
             free(key);
-            goto out;
+            return -1;
         }
+        rc = 0;
         if (strcmp(key, "config") == 0) {
-            free((char *)config_file);
-            config_file = xstrdup(value);
-            free(key);
-            continue;
-        }
-        if (config_set(&cfg, key, value, "command line") != 0) {
+            free(d->config_file);
+            d->config_file = xstrdup(value);
+        } else if (config_set(&d->cfg, key, value, "command line") != 0) {
             fprintf(stderr, "xenopsd-c: bad option '--%s'\n", key);
-            free(key);
-            goto out;
+            rc = -1;
         }
         free(key);
+        if (rc)
+            return rc;
     }
-    if (!config_file && access(DEFAULT_CONFIG, R_OK) == 0)
-        config_file = xstrdup(DEFAULT_CONFIG);
-    if (config_load_all(&cfg, config_file) != 0 ||
-        config_validate(&cfg) != 0) {
+    return 0;
+}
+
+/* The files after the command line, then logging as configured. */
+static int
+daemon_configure(struct daemon *d)
+{
+    enum log_level lvl;
+
+    if (!d->config_file && access(DEFAULT_CONFIG, R_OK) == 0)
+        d->config_file = xstrdup(DEFAULT_CONFIG);
+    if (config_load_all(&d->cfg, d->config_file) != 0 ||
+        config_validate(&d->cfg) != 0) {
         fprintf(stderr, "xenopsd-c: configuration error (see above)\n");
-        goto out;
+        return -1;
     }
-    if (log_level_parse(cfg.loglevel, &lvl) == 0)
+    if (log_level_parse(d->cfg.loglevel, &lvl) == 0)
         log_set_level(lvl);
-    if (strcmp(cfg.log_target, "syslog") == 0)
+    if (strcmp(d->cfg.log_target, "syslog") == 0)
         log_use_syslog("xenopsd-c");
+    return 0;
+}
+
+static int
+daemon_signals(void)
+{
+    struct sigaction sa;
 
     if (pipe(stop_pipe) < 0) {
         LOGE(ERROR, "pipe");
-        goto out;
+        return -1;
     }
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
 
-    if (files_mkdirs(cfg.sockets_path))
-        goto out;
-    if (server_new(&cfg, NULL, &srv)) {
+/* The server, then admin over it, then the message interface. */
+static int
+daemon_serve(struct daemon *d)
+{
+    struct admin_deps adeps;
+    struct rpc_server_config rcfg;
+
+    if (files_mkdirs(d->cfg.sockets_path))
+        return -1;
+    if (server_new(&d->cfg, NULL, &d->srv)) {
         LOG(ERROR, "cannot start the server");
-        goto out;
+        return -1;
     }
-    server_admin_deps(srv, &adeps);
-    adm = admin_new(&adeps);
-    memset(&mctx, 0, sizeof(mctx));
-    mctx.srv = srv;
-    mctx.admin = adm;
-    mctx.shutdown = on_debug_shutdown;
-    mctx.shutdown_opaque = NULL;
+    server_admin_deps(d->srv, &adeps);
+    d->adm = admin_new(&adeps);
+    memset(&d->mctx, 0, sizeof(d->mctx));
+    d->mctx.srv = d->srv;
+    d->mctx.admin = d->adm;
+    d->mctx.shutdown = on_debug_shutdown;
     memset(&rcfg, 0, sizeof(rcfg));
-    sock = xasprintf("%s/xenopsd", cfg.sockets_path);
-    rcfg.path = sock;
-    rcfg.max_body = (size_t)cfg.rpc_max_request_bytes;
-    if (config_rpc_allowed_uids(&cfg, &uids, &n_uids)) {
-        LOG(ERROR, "bad rpc-allowed-uids '%s'", cfg.rpc_allowed_uids);
-        goto out;
+    d->sock = xasprintf("%s/xenopsd", d->cfg.sockets_path);
+    rcfg.path = d->sock;
+    rcfg.max_body = (size_t)d->cfg.rpc_max_request_bytes;
+    if (config_rpc_allowed_uids(&d->cfg, &d->uids, &d->n_uids)) {
+        LOG(ERROR, "bad rpc-allowed-uids '%s'", d->cfg.rpc_allowed_uids);
+        return -1;
     }
-    rcfg.allowed_uids = uids;
-    rcfg.n_allowed_uids = n_uids;
-    if (rpc_server_start(&rcfg, rpc_methods_table, rpc_methods_count, &mctx,
-                         &rpc)) {
-        LOG(ERROR, "cannot serve on '%s'", sock);
-        goto out;
+    rcfg.allowed_uids = d->uids;
+    rcfg.n_allowed_uids = d->n_uids;
+    if (rpc_server_start(&rcfg, rpc_methods_table, rpc_methods_count,
+                         &d->mctx, &d->rpc)) {
+        LOG(ERROR, "cannot serve on '%s'", d->sock);
+        return -1;
     }
-    server_migrate_deps(srv, &mdeps);
+    return 0;
+}
+
+/* Migration, wired to the server, the method table and admin's record of
+ * migrations. */
+static int
+daemon_migrate(struct daemon *d)
+{
+    struct migrate_deps mdeps;
+
+    server_migrate_deps(d->srv, &mdeps);
     mdeps.methods = rpc_methods_table;
     mdeps.n_methods = rpc_methods_count;
-    mdeps.methods_ctx = &mctx;
+    mdeps.methods_ctx = &d->mctx;
     mdeps.note_migration = admin_note_migration_cb;
-    mdeps.note_ctx = adm;
-    if (migrate_new(&mdeps, &mig)) {
+    mdeps.note_ctx = d->adm;
+    if (migrate_new(&mdeps, &d->mig)) {
         LOG(ERROR, "cannot start the migration receiver");
-        goto out;
+        return -1;
     }
-    mctx.mig = mig;
-    LOG(INFO, "xenopsd-c %s ready on '%s' (backend '%s', legacy %s)",
-        PACKAGE_VERSION, sock, cfg.backend,
-        cfg.vbd_plug_unplug_legacy ? "true" : "false");
+    d->mctx.mig = d->mig;
+    return 0;
+}
 
+static void
+daemon_wait(void)
+{
     while (!stop_requested) {
         char c;
 
         if (read(stop_pipe[0], &c, 1) < 0 && errno != EINTR)
             break;
     }
+}
+
+static void
+daemon_stop(struct daemon *d)
+{
+    if (d->rpc)
+        rpc_server_stop(d->rpc);
+    /* Before the server: migrations use its pools and records, and admin
+     * holds references to its tasks. */
+    migrate_free(d->mig);
+    admin_free(d->adm);
+    server_free(d->srv);
+    free(d->uids);
+    free(d->sock);
+    free(d->config_file);
+    config_dispose(&d->cfg);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct daemon d;
+    int rc = 1, args;
+
+    memset(&d, 0, sizeof(d));
+    config_defaults(&d.cfg);
+    args = daemon_parse_args(&d, argc, argv);
+    if (args != 0) {
+        rc = args > 0 ? 0 : 1;
+        goto out;
+    }
+    if (daemon_configure(&d) || daemon_signals() || daemon_serve(&d) ||
+        daemon_migrate(&d))
+        goto out;
+    LOG(INFO, "xenopsd-c %s ready on '%s' (backend '%s', legacy %s)",
+        PACKAGE_VERSION, d.sock, d.cfg.backend,
+        d.cfg.vbd_plug_unplug_legacy ? "true" : "false");
+    daemon_wait();
     LOG(INFO, "stopping");
     rc = 0;
 out:
-    if (rpc)
-        rpc_server_stop(rpc);
-    /* Before the server: migrations use its pools and records, and admin
-     * holds references to its tasks. */
-    migrate_free(mig);
-    admin_free(adm);
-    server_free(srv);
-    free(uids);
-    free(sock);
-    free((char *)config_file);
-    config_dispose(&cfg);
+    daemon_stop(&d);
     return rc;
 }
