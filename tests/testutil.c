@@ -191,52 +191,53 @@ testutil_daemon_exec(const struct testutil_daemon *d, pid_t parent,
     _exit(127);
 }
 
-int
-testutil_daemon_start(struct testutil_daemon *d,
-                      const struct testutil_daemon_opts *o)
+/* A fresh directory for the daemon (run/, db, an empty config file so a
+ * host's /etc/xenopsd.conf cannot change what runs, the log); run and conf
+ * receive their paths (128 bytes each). */
+static int
+testutil_daemon_dirs(struct testutil_daemon *d,
+                     const struct testutil_daemon_opts *o, char *run,
+                     char *conf)
 {
-    const char *top = getenv("top_builddir");
     const char *parent_dir = o->parent_dir ? o->parent_dir : "/tmp";
-    char *bin = NULL;
-    const char **argv = NULL;
-    char run[128], conf[128], uid_arg[16];
-    pid_t parent = getpid();
-    size_t n_extra = 0;
-    size_t n = 0;
     FILE *f;
-    int rc = XO_EIO;
 
-    memset(d, 0, sizeof(*d));
-    d->pid = -1;
     if (snprintf(d->dir, sizeof(d->dir), "%s/%s.XXXXXX", parent_dir,
                  o->name) >= (int)sizeof(d->dir)) {
         LOG(ERROR, "temporary directory name '%s/%s' is too long",
             parent_dir, o->name);
         d->dir[0] = '\0';
-        rc = XO_EINVAL;
-        goto out;
+        return XO_EINVAL;
     }
     if (!mkdtemp(d->dir)) {
         LOGE(ERROR, "cannot create a directory under '%s'", parent_dir);
         d->dir[0] = '\0';
-        goto out;
+        return XO_EIO;
     }
     /* dir is at most 63 bytes, so none of these can be cut short. */
-    snprintf(run, sizeof(run), "%s/run", d->dir);
-    snprintf(conf, sizeof(conf), "%s/xenopsd.conf", d->dir);
+    snprintf(run, 128, "%s/run", d->dir);
+    snprintf(conf, 128, "%s/xenopsd.conf", d->dir);
     snprintf(d->sock, sizeof(d->sock), "%s/run/xenopsd", d->dir);
     snprintf(d->db, sizeof(d->db), "%s/db", d->dir);
     if (o->log_to_file)
         snprintf(d->log, sizeof(d->log), "%s/daemon.log", d->dir);
-    bin = o->bin ? xstrdup(o->bin)
-                 : xasprintf("%s/xenopsd-c", top ? top : ".");
-    /* An empty config file, so a host's /etc/xenopsd.conf cannot change
-     * what runs. */
     f = fopen(conf, "w");
     if (!f || fclose(f) != 0) {
         LOGE(ERROR, "cannot write '%s'", conf);
-        goto out;
+        return XO_EIO;
     }
+    return 0;
+}
+
+/* The daemon's command line (caller frees the array, not the strings;
+ * uid_arg is a 16-byte buffer the array may point into). */
+static const char **
+testutil_daemon_argv(const struct testutil_daemon *d,
+                     const struct testutil_daemon_opts *o, const char *bin,
+                     const char *run, const char *conf, char *uid_arg)
+{
+    const char **argv;
+    size_t n_extra = 0, n = 0;
 
     while (o->extra_argv && o->extra_argv[n_extra])
         n_extra++;
@@ -257,23 +258,44 @@ testutil_daemon_start(struct testutil_daemon *d,
     /* As another user, ask the daemon to answer us too (it always answers
      * root). */
     if (geteuid() != 0) {
-        snprintf(uid_arg, sizeof(uid_arg), "%u", (unsigned)geteuid());
+        snprintf(uid_arg, 16, "%u", (unsigned)geteuid());
         argv[n++] = "--rpc-allowed-uids";
         argv[n++] = uid_arg;
     }
     for (size_t i = 0; i < n_extra; i++)
         argv[n++] = o->extra_argv[i];
     argv[n] = NULL;
+    return argv;
+}
 
+int
+testutil_daemon_start(struct testutil_daemon *d,
+                      const struct testutil_daemon_opts *o)
+{
+    const char *top = getenv("top_builddir");
+    char *bin = NULL;
+    const char **argv = NULL;
+    char run[128], conf[128], uid_arg[16];
+    pid_t parent = getpid();
+    int rc;
+
+    memset(d, 0, sizeof(*d));
+    d->pid = -1;
+    rc = testutil_daemon_dirs(d, o, run, conf);
+    if (rc)
+        goto out;
+    bin = o->bin ? xstrdup(o->bin)
+                 : xasprintf("%s/xenopsd-c", top ? top : ".");
+    argv = testutil_daemon_argv(d, o, bin, run, conf, uid_arg);
     d->pid = fork();
     if (d->pid == 0)
         testutil_daemon_exec(d, parent, bin, argv);
     if (d->pid < 0) {
         LOGE(ERROR, "cannot fork");
         d->pid = -1;
+        rc = XO_EIO;
         goto out;
     }
-    rc = 0;
 out:
     free(argv);
     free(bin);
