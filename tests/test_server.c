@@ -925,7 +925,7 @@ static void
 test_server_reconcile_leaves_foreign_domains(void **state)
 {
     struct backend_sim_config sc = { 1 << 20, 0, 5 };
-    struct backend_vm_config vc = { 1 << 20, 1, false, NULL };
+    struct backend_vm_config vc = { 1 << 20, 1, false, NULL, NULL };
     struct backend_vm_state st;
     struct server *srv = NULL;
     struct backend *b = NULL;

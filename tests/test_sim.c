@@ -1057,7 +1057,7 @@ test_sim_destroy_removes_devices_keeps_flags(void **state)
     assert_int_equal(b->ops->vbd_add_device(b, VM_A, "xvda", "/dev/x", true),
                      0);
     assert_int_equal(b->ops->vif_set_active(b, VM_A, "0", true), 0);
-    assert_int_equal(b->ops->vif_plug(b, VM_A, "0"), 0);
+    assert_int_equal(b->ops->vif_plug(b, VM_A, "0", NULL), 0);
     assert_int_equal(b->ops->vm_destroy(b, VM_A), 0);
     assert_false(xstree_exists(xs, "/local/domain/1"));
     assert_false(xstree_exists(xs, "/local/domain/0/backend/vbd/1"));
@@ -1076,14 +1076,14 @@ test_sim_vif_plug_unplug(void **state)
     bool active, plugged;
 
     assert_int_equal(b->ops->vm_create(b, VM_A, &vm_cfg), 0);
-    assert_int_equal(b->ops->vif_plug(b, VM_A, "0"), XO_EINVAL);
+    assert_int_equal(b->ops->vif_plug(b, VM_A, "0", NULL), XO_EINVAL);
     assert_int_equal(b->ops->vif_set_active(b, VM_A, "0", true), 0);
     assert_int_equal(b->ops->vif_get_state(b, VM_A, "0", &active, &plugged),
                      0);
     assert_true(active);
     assert_false(plugged);
-    assert_int_equal(b->ops->vif_plug(b, VM_A, "0"), 0);
-    assert_int_equal(b->ops->vif_plug(b, VM_A, "0"), XO_EEXISTS);
+    assert_int_equal(b->ops->vif_plug(b, VM_A, "0", NULL), 0);
+    assert_int_equal(b->ops->vif_plug(b, VM_A, "0", NULL), XO_EEXISTS);
     assert_int_equal(b->ops->vif_get_state(b, VM_A, "0", &active, &plugged),
                      0);
     assert_true(plugged);

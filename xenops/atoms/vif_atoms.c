@@ -25,15 +25,32 @@ vif_atom_set_active(struct exec_op *op, const struct atom *a)
     return rc;
 }
 
-/* VIF_plug (vm, dev): create the network device. Undone by VIF_unplug. */
+/* VIF_plug (vm, dev): create the network device from the stored Vif.t.
+ * Undone by VIF_unplug. */
 int
 vif_atom_plug(struct exec_op *op, const struct atom *a)
 {
     struct backend *b = op->env->backend;
-    int rc = b->ops->vif_plug(b, a->vm, a->dev);
+    struct vmextra_doc *doc = NULL;
+    const char *vif_json;
+    int rc;
 
+    rc = vmextra_load(op->env->store, a->vm, &doc);
+    if (rc)
+        goto out;
+    vif_json = vmextra_doc_vif(doc, a->dev);
+    if (!vif_json) {
+        char *id = xasprintf("%s.%s", a->vm, a->dev);
+
+        rc = xo_err_does_not_exist("VIF", id);
+        free(id);
+        goto out;
+    }
+    rc = b->ops->vif_plug(b, a->vm, a->dev, vif_json);
     if (!rc)
         atoms_signal_vif(op, a->vm, a->dev);
+out:
+    vmextra_doc_free(doc);
     return rc;
 }
 

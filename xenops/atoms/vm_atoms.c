@@ -205,6 +205,7 @@ vm_atom_create(struct exec_op *op, const struct atom *a)
     cfg.vcpus = vm->vcpus;
     cfg.hvm = vm->hvm;
     cfg.final_id = a->text;
+    cfg.vm_json = vm->json;
     rc = b->ops->vm_create(b, a->vm, &cfg);
     if (rc)
         goto out;

@@ -48,6 +48,10 @@ struct backend_vm_config {
     bool hvm;
     const char *final_id;     /* migration: the id this VM will take, or
                                  NULL */
+    const char *vm_json;      /* the canonical Vm.t (model.h), for what a
+                                 real domain needs besides the above: the
+                                 builder and its boot details, platformdata;
+                                 borrowed for the call */
 };
 
 struct backend_vm_state {
@@ -66,6 +70,8 @@ struct backend_vbd_state {
     bool active;              /* VBD_set_active */
     bool plugged;             /* a block device exists in the domain */
     char params[256];         /* the device's backend params, "" if none */
+    int backend_state;        /* the backend's xenbus state (1 Initialising
+                                 .. 6 Closed), 0 when there is none */
 };
 
 /* What HOST.stat needs from the backend (the CPU part comes from the
@@ -176,7 +182,11 @@ struct backend_ops {
 
     int (*vif_set_active)(struct backend *b, const char *vm,
                           const char *dev, bool active);
-    int (*vif_plug)(struct backend *b, const char *vm, const char *dev);
+    /* vif_json: the canonical Vif.t (mac, mtu, backend network,
+     * position), borrowed for the call. Without a domain yet (a migration
+     * receiver before the stream) the device is created with it. */
+    int (*vif_plug)(struct backend *b, const char *vm, const char *dev,
+                    const char *vif_json);
     int (*vif_unplug)(struct backend *b, const char *vm, const char *dev,
                       bool force);
     /* plugged_r: a network device exists for it. */

@@ -977,9 +977,14 @@ static int
 sim_vbd_get_state(struct backend *b, const char *vm, const char *dev,
                   struct backend_vbd_state *st)
 {
+    int rc;
+
     memset(st, 0, sizeof(*st));
-    return sim_dev_state(b->priv, "vbd", vm, dev, &st->active, &st->plugged,
-                         st->params, sizeof(st->params));
+    rc = sim_dev_state(b->priv, "vbd", vm, dev, &st->active, &st->plugged,
+                       st->params, sizeof(st->params));
+    /* A simulated device connects at once. */
+    st->backend_state = st->plugged ? 4 : 0;
+    return rc;
 }
 
 static int
@@ -990,7 +995,8 @@ sim_vif_set_active(struct backend *b, const char *vm, const char *dev,
 }
 
 static int
-sim_vif_plug(struct backend *b, const char *vm, const char *dev)
+sim_vif_plug(struct backend *b, const char *vm, const char *dev,
+             const char *vif_json)
 {
     int rc;
 
