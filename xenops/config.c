@@ -56,6 +56,7 @@ enum config_kind {
     CONFIG_KIND_ADDR,       /* char *, "host:port" / "[v6]:port" or NULL */
     CONFIG_KIND_POLICY,     /* bool: "abort" = true, "force" = false */
     CONFIG_KIND_LOG_TARGET, /* char *, "stderr" | "syslog" */
+    CONFIG_KIND_CPUID,      /* char *, a libxl cpuid policy or NULL */
 };
 
 struct config_key {
@@ -106,6 +107,9 @@ static const struct config_key config_keys[] = {
     { "sm-timeout-ms", CONFIG_KIND_INT64, CONFIG_AT(sm_timeout_ms), 100,
       86400000 },
     { "log-target", CONFIG_KIND_LOG_TARGET, CONFIG_AT(log_target), 0, 0 },
+    { "xenlight-cpuid", CONFIG_KIND_CPUID, CONFIG_AT(xenlight_cpuid), 0, 0 },
+    { "xenlight-unplug-timeout-s", CONFIG_KIND_INT64,
+      CONFIG_AT(xenlight_unplug_timeout_s), 1, 3600 },
 };
 
 /* xenopsd keys that xenops-c accepts in a shared xenopsd.conf but does not
@@ -173,6 +177,8 @@ config_defaults(struct config *c)
     c->storage_script_root = xstrdup("/usr/libexec/xapi-storage-script");
     c->log_target = xstrdup("stderr");
     c->sm_timeout_ms = 300000;
+    c->xenlight_cpuid = NULL;
+    c->xenlight_unplug_timeout_s = 20;
 }
 
 void
@@ -182,7 +188,7 @@ config_dispose(struct config *c)
         &c->sockets_path, &c->database_path, &c->config_dir, &c->loglevel,
         &c->backend, &c->sim_srs, &c->rpc_allowed_uids,
         &c->migration_listen, &c->migration_token_file, &c->sm_dir,
-        &c->storage_script_root, &c->log_target,
+        &c->storage_script_root, &c->log_target, &c->xenlight_cpuid,
     };
 
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
@@ -523,6 +529,17 @@ config_check(const struct config_key *k, const char *value, char **str_r,
             *num_r = 0;
         else
             reason = "not 'force' or 'abort'";
+        break;
+    case CONFIG_KIND_CPUID:
+        /* libxl checks the policy itself when the backend starts; here
+         * only that it is one word of the characters its syntax uses. */
+        if (strlen(value) > 256 ||
+            strspn(value, "abcdefghijklmnopqrstuvwxyz"
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_,:=.-") !=
+                strlen(value))
+            reason = "not a libxl cpuid policy such as 'host,rdtscp=0'";
+        else
+            *str_r = value[0] ? xstrdup(value) : NULL;
         break;
     case CONFIG_KIND_UIDS: {
         uid_t uids[CONFIG_RPC_UIDS_MAX];
@@ -886,7 +903,12 @@ config_load_all(struct config *c, const char *file)
 }
 
 /* The backends built into this binary. */
-static const char *const config_backends_built[] = { "simulator" };
+static const char *const config_backends_built[] = {
+    "simulator",
+#ifdef HAVE_XEN
+    "xenlight",
+#endif
+};
 
 int
 config_validate(const struct config *c)
@@ -898,7 +920,8 @@ config_validate(const struct config *c)
         if (strcmp(c->backend, config_backends_built[i]) == 0)
             return 0;
     LOG(ERROR, "backend '%s' is not built into this binary (available: "
-        "simulator)", c->backend);
+        "%s)", c->backend, n > 1 ? "simulator, xenlight" : "simulator; "
+        "configure --with-xen builds xenlight");
     return xo_err_internal_code(XO_EINVAL, "backend '%s' is not built into "
                                 "this binary", c->backend);
 }

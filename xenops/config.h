@@ -36,8 +36,16 @@ struct config {
 
     /* ours */
     char *backend;                 /* "backend": "simulator" (default) or
-                                      "xenlight" (parsed; refused by
-                                      config_validate while not built) */
+                                      "xenlight" (refused by
+                                      config_validate when not built in:
+                                      configure --with-xen) */
+    char *xenlight_cpuid;          /* "xenlight-cpuid": libxl cpuid policy
+                                      for every domain (xl.cfg's cpuid=),
+                                      e.g. "host,rdtscp=0"; default NULL
+                                      (Xen's); empty resets to NULL */
+    int64_t xenlight_unplug_timeout_s; /* "xenlight-unplug-timeout-s": how
+                                      long a guest has to close a disk on
+                                      a clean unplug, default 20, 1..3600 */
     int64_t sim_memory_cap_mib;    /* "sim-memory-cap-mib": a simulated
                                       guest owns min(VM memory, cap);
                                       default 64, 1..65536 */
@@ -178,9 +186,9 @@ int config_load_all(struct config *c, const char *file);
 
 /*
  * Checks of the whole configuration that start-up makes after loading it:
- * the backend must be one this binary has (today only "simulator": a
- * "xenlight" setting is refused until that backend exists). XO_EINVAL with
- * one log line naming the key.
+ * the backend must be one this binary has ("simulator", and "xenlight"
+ * when configure found libxl). XO_EINVAL with one log line naming the
+ * key.
  */
 int config_validate(const struct config *c);
 

@@ -64,8 +64,14 @@ usage(FILE *f)
             "  Runs the VM operations daemon. Keys are those of "
             "xenopsd.conf(5),\n"
             "  e.g. --sockets-path /run/xenopsd --loglevel debug.\n"
-            "  The only backend built in is the simulator.\n"
-            "  --version prints the version.\n");
+            "  Backends built in: simulator%s.\n"
+            "  --version prints the version.\n",
+#ifdef HAVE_XEN
+            ", xenlight"
+#else
+            " (configure --with-xen for xenlight)"
+#endif
+            );
 }
 
 /* Everything start-up builds, torn down in reverse by daemon_stop. */

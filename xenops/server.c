@@ -13,6 +13,9 @@
 #include "atoms/expand.h"
 #include "backend/backend.h"
 #include "backend/sim/backend_sim.h"
+#ifdef HAVE_XEN
+#include "backend/xenlight/backend_xenlight.h"
+#endif
 #include "config.h"
 #include "migrate/migrate.h"
 #include "model.h"
@@ -231,6 +234,15 @@ server_new(const struct config *cfg, struct backend *backend,
         rc = backend_sim_new(&simcfg, &srv->backend);
         if (rc)
             goto out;
+#ifdef HAVE_XEN
+    } else if (strcmp(cfg->backend, "xenlight") == 0) {
+        struct backend_xenlight_config xc = {
+            cfg->xenlight_cpuid, (double)cfg->xenlight_unplug_timeout_s };
+
+        rc = backend_xenlight_new(&xc, &srv->backend);
+        if (rc)
+            goto out;
+#endif
     } else {
         LOG(ERROR, "backend '%s' is not built into this binary",
             cfg->backend);
