@@ -55,7 +55,11 @@ ctl call VM.nope '{}' >/dev/null 2>&1; [ $? -eq 1 ] || fail "unknown method acce
 ctl vm start "$VM" >/dev/null 2>&1; [ $? -eq 1 ] || fail "second start accepted"
 ctl vm list | grep -q Running || fail "daemon stopped answering"
 
-ctl vm shutdown "$VM" >/dev/null || fail "vm shutdown"
+ctl vm reboot "$VM" --timeout x >/dev/null 2>&1; [ $? -eq 2 ] || fail "a bad --timeout was not a usage error"
+ctl vm reboot "$VM" --timeout 5 >"$work/out" || fail "vm reboot --timeout"
+grep -q "VM_shutdown_domain Reboot 5" "$work/out" || fail "reboot --timeout did not ask the guest first"
+ctl vm shutdown "$VM" >"$work/out" || fail "vm shutdown"
+grep -q "VM_shutdown_domain" "$work/out" && fail "a hard shutdown asked the guest"
 stop
 
 # Split mode, same database: the VM and its disks persist across restart.

@@ -44,7 +44,9 @@ usage(FILE *f)
 "  vm add FILE                  add a VM from a Vm.t JSON file\n"
 "  vm stat|remove ID\n"
 "  vm start ID [--paused]       start (and by default unpause)\n"
-"  vm shutdown|reboot|pause|unpause ID\n"
+"  vm shutdown|reboot ID [--timeout S]  hard, or ask the guest first and\n"
+"                               give it S seconds (then the task fails)\n"
+"  vm pause|unpause ID\n"
 "  vm suspend|resume ID PATH    suspend to / resume from a file\n"
 "  vbd list VM | vbd add FILE | vbd remove|stat VM DEV\n"
 "  vbd plug VM DEV | vbd unplug VM DEV [--force]\n"
@@ -387,10 +389,25 @@ cmd_vm(const struct ctl *c, int argc, char **argv, bool wait)
         p = xasprintf("{\"debug_info\":\"xenopsctl\",\"id\":%s,"
                       "\"paused\":%s}", id, paused ? "true" : "false");
         rc = run_op(c, "VM.start", p, wait);
-    } else if (strcmp(sub, "shutdown") == 0) {
-        rc = run_op(c, "VM.shutdown", params1("id", id), wait);
-    } else if (strcmp(sub, "reboot") == 0) {
-        rc = run_op(c, "VM.reboot", params1("id", id), wait);
+    } else if (strcmp(sub, "shutdown") == 0 || strcmp(sub, "reboot") == 0) {
+        double t = -1;
+        char *end = NULL;
+
+        if (argc == 4 && strcmp(argv[2], "--timeout") == 0) {
+            t = strtod(argv[3], &end);
+            if (!*argv[3] || *end || !(t >= 0 && t <= 86400)) {
+                fprintf(stderr, "xenopsctl: --timeout wants seconds "
+                        "0..86400, not '%s'\n", argv[3]);
+                goto out;
+            }
+        } else if (argc != 2) {
+            goto usage;
+        }
+        p = t >= 0 ? xasprintf("{\"debug_info\":\"xenopsctl\",\"id\":%s,"
+                               "\"delay\":%g}", id, t)
+                   : params1("id", id);
+        rc = run_op(c, strcmp(sub, "shutdown") == 0 ? "VM.shutdown"
+                                                    : "VM.reboot", p, wait);
     } else if (strcmp(sub, "pause") == 0) {
         rc = run_op(c, "VM.pause", params1("id", id), wait);
     } else if (strcmp(sub, "unpause") == 0) {

@@ -14,6 +14,10 @@
  * Every line it prints starts with a keyword (hb, disk, disk-gone, nic, ok,
  * err, ready) so that the lab scripts can grep the console log.
  *
+ * Also installed as /sbin/poweroff and /sbin/reboot, which is what the
+ * kernel runs when the toolstack writes control/shutdown: the guest then
+ * reports "shutdown poweroff|reboot" and asks Xen to stop it.
+ *
  * The heartbeat is "hb COUNTER BOOT_NS MONO_NS". BOOT_NS is CLOCK_BOOTTIME,
  * which keeps counting while the guest is suspended for a migration (Linux
  * adds the suspended time from Xen's wallclock at resume), so the largest gap
@@ -35,6 +39,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -439,9 +444,33 @@ static void settle_disks(void)
     }
 }
 
-int main(void)
+/* Run as /sbin/poweroff or /sbin/reboot by the kernel's orderly
+ * shutdown: stop the domain the way the toolstack asked. */
+static int shutdown_as(const char *argv0)
+{
+    const char *name = strrchr(argv0, '/');
+    int cmd;
+
+    name = name ? name + 1 : argv0;
+    if (strcmp(name, "poweroff") == 0)
+        cmd = RB_POWER_OFF;
+    else if (strcmp(name, "reboot") == 0)
+        cmd = RB_AUTOBOOT;
+    else
+        return 0;
+    open_console();
+    say("shutdown %s", name);
+    sync();
+    reboot(cmd);
+    return 1;
+}
+
+int main(int argc, char **argv)
 {
     static struct guest g;
+
+    if (argc > 0 && shutdown_as(argv[0]))
+        return 1;
 
     mount_basics();
     open_console();

@@ -74,6 +74,18 @@ wait_console() {
     return 1
 }
 
+# wait_count HOST NAME REGEX N [SECONDS]: until N console lines match.
+wait_count() {
+    local host=$1 name=$2 re=$3 n=$4 limit=${5:-$GUEST_TIMEOUT} start
+    start=$(now_ms)
+    while [ $(( $(now_ms) - start )) -lt $((limit * 1000)) ]; do
+        [ "$(console_of "$host" "$name" | grep -a -c -E "$re")" -ge "$n" ] && return 0
+        sleep 0.5
+    done
+    echo "fewer than $n console lines matching /$re/ from $name on host $host in ${limit}s" >&2
+    return 1
+}
+
 # guest_request HOST NAME LINE: type LINE on the guest's console.
 guest_request() {
     lab_sh "$1" "printf '%s\n' '$3' > \$(xenstore-read /local/domain/\$(xl domid $2)/console/tty)"
@@ -106,11 +118,50 @@ guest_start() {
     wait_console "$host" "$name" '^ready' || fail "guest $name did not come up"
 }
 
+# ---- xenopsd-c in a dom0 (backend xenlight) ----
+# The daemon's directory in every dom0: socket, database, log.
+XD=/run/lab-daemon
+LAB_DAEMONS=()
+# The sample storage drivers, where `make install` put them in dom0.
+SM_ARGS="--sm-dir /usr/share/xenops-c/sm/v1 --storage-script-root /usr/share/xenops-c/sm/v3"
+
+# daemon_start HOST [--key value]...: start xenopsd-c on the xenlight
+# backend (TCG cannot emulate RDTSCP for a PVH guest: the policy hides
+# it) and wait for its socket.
+daemon_start() {
+    local h=$1; shift
+    [[ " ${LAB_DAEMONS[*]} " == *" $h "* ]] || LAB_DAEMONS+=("$h")
+    lab_sh "$h" "mkdir -p $XD; rm -f $XD/xenopsd
+        setsid xenopsd-c --backend xenlight --xenlight-cpuid host,rdtscp=0 \
+            --sockets-path $XD --database-path $XD/db --loglevel debug $SM_ARGS $* \
+            </dev/null >>$XD/log 2>&1 &
+        for i in \$(seq 1 100); do [ -S $XD/xenopsd ] && exit 0; sleep 0.1; done
+        tail -n 30 $XD/log; exit 1" || fail "xenopsd-c did not start on host $h"
+}
+
+# xctl HOST ARGS...: xenopsctl against HOST's daemon (ARGS are shell words).
+xctl() { local h=$1; shift; lab_sh "$h" "xenopsctl --socket $XD/xenopsd $*"; }
+
+# vm_json NAME UUID: a PVH Vm.t booting the lab guest's kernel directly.
+vm_json() {
+    printf '{"id":"%s","name":"%s","memory_static_max":%d,"memory_dynamic_max":%d,"memory_dynamic_min":%d,"vcpus":1,"ty":["PVH",{"boot":["Direct",{"kernel":"/lab/guest/vmlinuz","cmdline":"console=hvc0 loglevel=4","ramdisk":"/lab/guest/initrd"}]}],"platformdata":{"tsc_mode":"2"}}\n' \
+        "$2" "$1" $((${GUEST_MIB:-96} << 20)) $((${GUEST_MIB:-96} << 20)) $((${GUEST_MIB:-96} << 20))
+}
+
+# vbd_json UUID DEV SR VOLUME: a Vbd.t on a VDI of the sample plugin.
+vbd_json() {
+    printf '{"id":["%s","%s"],"backend":["VDI","%s/%s"],"mode":"ReadWrite"}\n' "$1" "$2" "$3" "$4"
+}
+
 # Diagnostics on failure: the guest's last 50 console lines (heartbeats
 # left out), Xen's last messages, and what xl lists.
 fail() {
     echo "FAIL: $*" >&2
-    local g
+    local g d
+    for d in "${LAB_DAEMONS[@]}"; do
+        echo "---- xenopsd-c log on host $d (last 40 lines)" >&2
+        lab_sh "$d" "tail -n 40 $XD/log" >&2
+    done
     for g in "${LAB_GUESTS[@]}"; do
         echo "---- console of ${g#*:} on host ${g%%:*} (last 50 lines, heartbeats left out)" >&2
         console_of "${g%%:*}" "${g#*:}" | grep -a -v '^hb ' | tail -n 50 >&2
@@ -124,12 +175,21 @@ fail() {
     exit 1
 }
 
-# Every guest a test started is destroyed when it ends, pass or fail.
+# Every guest a test started is destroyed when it ends, pass or fail, and
+# every daemon stopped.
 cleanup_guests() {
     local h
+    for h in "${LAB_DAEMONS[@]}"; do
+        lab_sh "$h" "pkill -9 -x xenopsd-c; rm -rf $XD" >/dev/null 2>&1
+    done
     for h in $(seq 1 "$XENLAB_HOSTS"); do
         lab_sh "$h" 'for d in $(xl list | awk "NR>1 && \$2 != 0 { print \$1 }"); do xl destroy "$d"; done
                      rm -f /var/log/xen/console/guest-*.log' >/dev/null 2>&1
+    done
+    # xl destroy leaves the blkback nodes the daemon wrote, and the
+    # datapaths' loop devices.
+    for h in "${LAB_DAEMONS[@]}"; do
+        lab_sh "$h" 'xenstore-rm /xenops; xenstore-rm /local/domain/0/backend/vbd; sleep 1; losetup -D' >/dev/null 2>&1
     done
 }
 trap cleanup_guests EXIT

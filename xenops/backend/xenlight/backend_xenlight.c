@@ -258,19 +258,28 @@ domid_reserved_by_other(struct xl *x, uint32_t domid, const char *vm,
     return false;
 }
 
-/* A domid free in Xen and in no other VM's record; x->lock held. */
+/*
+ * A domid free in Xen and in no other VM's record; x->lock held. Domids
+ * go up and wrap: libxl refuses a domid destroyed less than a minute ago
+ * (a reboot must not get its old one back), and the next one to try is
+ * kept in xenstore so that a restarted daemon goes on from there.
+ */
 static int
 domid_pick_locked(struct xl *x, const char *vm, uint32_t *domid_r)
 {
     size_t n = 0;
     char **vms = xl_xs_list(x->xs, XL_XS_ROOT, &n);
+    long next = xl_xs_get_long(x->xs, XL_XS_NEXT_DOMID, 1);
     libxl_dominfo info;
+    char num[16];
     int rc = xo_err_internal("no free domid");
 
+    if (next < 1 || next >= (long)XL_DOMID_LIMIT)
+        next = 1;
     for (uint32_t tries = 0; tries < XL_DOMID_LIMIT; tries++) {
-        uint32_t d = x->next_domid;
+        uint32_t d = (uint32_t)next;
 
-        x->next_domid = d + 1 >= XL_DOMID_LIMIT ? 1 : d + 1;
+        next = d + 1 >= XL_DOMID_LIMIT ? 1 : d + 1;
         libxl_dominfo_init(&info);
         if (libxl_domain_info(x->ctx, &info, d) == 0) {
             libxl_dominfo_dispose(&info);
@@ -279,8 +288,10 @@ domid_pick_locked(struct xl *x, const char *vm, uint32_t *domid_r)
         libxl_dominfo_dispose(&info);
         if (domid_reserved_by_other(x, d, vm, vms, n))
             continue;
-        *domid_r = d;
-        rc = 0;
+        snprintf(num, sizeof(num), "%ld", next);
+        rc = xl_xs_put(x->xs, XL_XS_NEXT_DOMID, num);
+        if (!rc)
+            *domid_r = d;
         break;
     }
     xl_xs_list_free(vms, n);
@@ -1162,7 +1173,6 @@ backend_xenlight_new(const struct backend_xenlight_config *cfg,
 
     *b_r = NULL;
     pthread_mutex_init(&x->lock, NULL);
-    x->next_domid = 1;
     x->cpuid = cfg && cfg->cpuid && cfg->cpuid[0] ? xstrdup(cfg->cpuid)
                                                   : NULL;
     x->unplug_timeout_s = cfg && cfg->unplug_timeout_s > 0

@@ -29,11 +29,10 @@ struct xl {
     xentoollog_logger_stdiostream *lg;
     xc_interface *xch;
     struct xs_handle *xs;
-    pthread_mutex_t lock;       /* vms, next_domid, reservations */
+    pthread_mutex_t lock;       /* vms, domid reservations */
     struct xl_vm *vms;
     char *cpuid;
     double unplug_timeout_s;
-    uint32_t next_domid;
 };
 
 /* "/xenops/vm/<vm>/<key>"; caller frees. */

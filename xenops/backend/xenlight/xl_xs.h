@@ -6,6 +6,7 @@
  * Records of the daemon (dom0-only, they outlive the daemon, not the
  * host, exactly like the domains they describe):
  *
+ *   /xenops/next-domid                   the next domid to reserve
  *   /xenops/vm/<uuid>/domid              the domain's id: reserved at
  *                                        VM_create, the domain's once built
  *   /xenops/vm/<uuid>/built              "1" once the domain exists
@@ -42,6 +43,8 @@
 #include <xenstore.h>
 
 #define XL_XS_ROOT "/xenops/vm"
+/* The next domid VM_create tries (they go up, then wrap). */
+#define XL_XS_NEXT_DOMID "/xenops/next-domid"
 
 /* Linux's virtual-device number of a VBD: "xvda".."xvdzz" (xenstore
  * devid 202<<8|n<<4, or 1<<28|n<<8 from the 17th disk on), "hda".."hdd"
