@@ -91,9 +91,10 @@ guest_request() {
     lab_sh "$1" "printf '%s\n' '$3' > \$(xenstore-read /local/domain/\$(xl domid $2)/console/tty)"
 }
 
-# The heartbeat counter the guest printed last on HOST.
+# The heartbeat counter the guest printed last on HOST (the highest: a
+# host may hold a log per name the domain had, in any order).
 last_beat() {
-    console_of "$1" "$2" | grep -a '^hb ' | tail -n 1 | awk '{ print $2 }'
+    console_of "$1" "$2" | grep -a '^hb ' | awk '$2 > m { m = $2 } END { print m + 0 }'
 }
 
 # downtime_ms LOG...: the largest gap between two consecutive heartbeats in

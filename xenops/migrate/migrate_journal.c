@@ -106,6 +106,29 @@ recover_run(struct migrate *m, struct atom *a, const char *what)
     atom_free(a);
 }
 
+/* What a receive interrupted by a crash left under vm: 0 nothing (no
+ * records), 1 records and no domain, 2 a domain that never ran (created
+ * or restored, still paused: the receiver unpauses last), -1 a running
+ * domain, which is left alone. */
+static int
+receiver_leftover(struct migrate *m, const char *vm)
+{
+    struct backend_vm_state st;
+
+    if (!vmextra_exists(m->deps.store, vm))
+        return 0;
+    if (m->deps.backend->ops->vm_get_state(m->deps.backend, vm, &st)) {
+        xo_err_clear();
+        return -1;
+    }
+    if (st.power == BACKEND_HALTED)
+        return 1;
+    if (st.power == BACKEND_PAUSED)
+        return 2;
+    LOGVM(WARN, vm, "interrupted migration: its domain runs, left alone");
+    return -1;
+}
+
 static void
 recover_receive(struct migrate *m, yajl_val mk)
 {
@@ -115,12 +138,21 @@ recover_receive(struct migrate *m, yajl_val mk)
     const char *ids[2] = { tmp, YAJL_IS_FALSE(ex) ? fin : NULL };
 
     for (int i = 0; i < 2; i++) {
+        int left;
+
         if (!ids[i] || ids_check_vm(ids[i])) {
             xo_err_clear();
             continue;
         }
-        if (!halted_record(m, ids[i]))
+        left = receiver_leftover(m, ids[i]);
+        if (left <= 0)
             continue;
+        /* A backend whose domains outlive the daemon (xenlight) still has
+         * the paused domain, and its early attaches: VM_destroy releases
+         * both. */
+        if (left == 2)
+            recover_run(m, atom_new(ATOM_VM_DESTROY, ids[i]),
+                        "destroyed the receiver's domain, which never ran");
         recover_run(m, atom_new(ATOM_VM_REMOVE, ids[i]),
                     "removed the receiver's records");
         migrate_forget(m, ids[i]);
