@@ -128,17 +128,21 @@ SM_ARGS="--sm-dir /usr/share/xenops-c/sm/v1 --storage-script-root /usr/share/xen
 
 # daemon_start HOST [--key value]...: start xenopsd-c on the xenlight
 # backend (TCG cannot emulate RDTSCP for a PVH guest: the policy hides
-# it) and wait for its socket. DAEMON_ENV="VAR=value ..." goes into its
+# it) and wait until it says it is ready (after start-up reconciliation
+# and the settling of interrupted migrations). DAEMON_ENV="VAR=value ..." goes into its
 # environment (the sample drivers' XO_SM_* knobs).
 daemon_start() {
     local h=$1; shift
     [[ " ${LAB_DAEMONS[*]} " == *" $h "* ]] || LAB_DAEMONS+=("$h")
     lab_sh "$h" "mkdir -p $XD/conf.d; rm -f $XD/xenopsd
+        n=\$(grep -c ' ready on ' $XD/log 2>/dev/null)
         setsid env ${DAEMON_ENV:-} xenopsd-c --backend xenlight --xenlight-cpuid host,rdtscp=0 \
             --sockets-path $XD --database-path $XD/db --config-dir $XD/conf.d \
             --loglevel debug $SM_ARGS $* \
             </dev/null >>$XD/log 2>&1 &
-        for i in \$(seq 1 100); do [ -S $XD/xenopsd ] && exit 0; sleep 0.1; done
+        for i in \$(seq 1 300); do
+            [ \$(grep -c ' ready on ' $XD/log) -gt \${n:-0} ] && exit 0; sleep 0.1
+        done
         tail -n 30 $XD/log; exit 1" || fail "xenopsd-c did not start on host $h"
 }
 
