@@ -2,8 +2,9 @@
 # xenlab: hosts=1 smoke
 # xenopsd-c on the xenlight backend drives a real guest: a PVH VM with two
 # disks from the sample SMAPIv3 plugin (loop devices under blkback) starts
-# and reads both signatures; a third disk hot-plugs and unplugs; pause and
-# unpause; the daemon killed with -9 and restarted finds the running guest
+# and reads both signatures, its VIF is up on xenbr0; a third disk
+# hot-plugs and unplugs; pause and unpause; suspend to a file and resume
+# (the guest goes on where it was, disks and all); the daemon killed with -9 and restarted finds the running guest
 # again (VM.stat, disks); reboot; shutdown leaves no domain, no blkback
 # node and no loop device.
 source "$(dirname "$0")/lib.sh"
@@ -21,12 +22,15 @@ vm_json lab7 "$VM" > "$SHARED/$SRDIR/vm.json"
 vbd_json "$VM" xvda "$SR" vol-a > "$SHARED/$SRDIR/xvda.json"
 vbd_json "$VM" xvdb "$SR" vol-b > "$SHARED/$SRDIR/xvdb.json"
 vbd_json "$VM" xvdc "$SR" vol-c > "$SHARED/$SRDIR/xvdc.json"
+MAC=52:54:00:00:30:07
+printf '{"id":["%s","0"],"position":0,"mac":"%s","backend":["Local","xenbr0"]}\n' "$VM" $MAC > "$SHARED/$SRDIR/vif0.json"
 
 daemon_start 1 --xenopsd-vbd-plug-unplug-legacy false
 xctl 1 sr add $SR xo-file path=/shared/$SRDIR >/dev/null || fail "sr add failed"
 xctl 1 vm add /shared/$SRDIR/vm.json >/dev/null || fail "vm add failed"
 xctl 1 vbd add /shared/$SRDIR/xvda.json >/dev/null || fail "vbd add xvda failed"
 xctl 1 vbd add /shared/$SRDIR/xvdb.json >/dev/null || fail "vbd add xvdb failed"
+xctl 1 vif add /shared/$SRDIR/vif0.json >/dev/null || fail "vif add failed"
 
 LAB_GUESTS+=("1:$VM")
 t0=$(now_ms)
@@ -40,6 +44,8 @@ xctl 1 vm stat $VM | grep -q Running || fail "VM.stat does not say Running"
 domid=$(lab_sh 1 "xl domid $VM") || fail "no domain named after the VM's uuid"
 state=$(lab_sh 1 "xenstore-read /local/domain/0/backend/vbd/$domid/51712/state")
 [ "$state" = 4 ] || fail "blkback of xvda is in state '$state', not 4 (Connected)"
+wait_console 1 "$VM" "^nic eth0 mac=$MAC up" 30 || fail "the guest's VIF is not up"
+lab_sh 1 "ls /sys/class/net/xenbr0/brif/" | grep -q "^vif$domid.0$" || fail "vif$domid.0 is not on xenbr0"
 
 # Hot-plug and unplug on the running guest.
 xctl 1 vbd add /shared/$SRDIR/xvdc.json >/dev/null || fail "vbd add xvdc failed"
@@ -65,6 +71,26 @@ xctl 1 vm unpause $VM >/dev/null || fail "vm unpause failed"
 sleep 2
 b3=$(last_beat 1 "$VM")
 [ "$b3" -gt "$b2" ] || fail "the guest did not beat again after unpause ($b2 -> $b3)"
+
+# Suspend to a file in dom0 and resume: the guest goes on where it was.
+guest_request 1 "$VM" "write xvdb 7 2"
+wait_console 1 "$VM" '^ok write xvdb 7 2' 60 || fail "the guest could not write xvdb"
+t0=$(now_ms)
+xctl 1 vm suspend $VM $XD/lab7.suspend >/dev/null || fail "vm suspend failed"
+suspend=$(secs_since "$t0")
+lab_sh 1 "xl domid $VM" >/dev/null 2>&1 && fail "the domain is still there after suspend"
+xctl 1 vm stat $VM | grep -q Halted || fail "VM.stat does not say Halted after suspend (xapi keeps Suspended itself, as with xenopsd)"
+b1=$(last_beat 1 "$VM")
+t0=$(now_ms)
+xctl 1 vm resume $VM $XD/lab7.suspend >/dev/null || fail "vm resume failed"
+# VM.resume leaves it paused, as xenopsd's does: xapi unpauses.
+xctl 1 vm unpause $VM >/dev/null || fail "vm unpause after resume failed"
+resume=$(secs_since "$t0")
+sleep 2
+[ "$(last_beat 1 "$VM")" -gt "$b1" ] || fail "the guest does not beat after resume"
+guest_request 1 "$VM" "verify xvdb 7 2"
+wait_console 1 "$VM" '^ok verify xvdb 7 2' 60 || fail "xvdb does not read back after resume"
+domid=$(lab_sh 1 "xl domid $VM") || fail "no domain after resume"
 
 # kill -9 and restart: the daemon finds its running guest again.
 lab_sh 1 "pkill -9 -x xenopsd-c; sleep 0.5"
@@ -92,4 +118,4 @@ lab_sh 1 "xl domid $VM" >/dev/null 2>&1 && fail "the domain is still there after
 lab_sh 1 "losetup -a" | grep -q "/shared/$SRDIR/" && fail "a volume still has a loop device after shutdown"
 [ -z "$(lab_sh 1 "xenstore-list /local/domain/0/backend/vbd/$newdom 2>/dev/null")" ] || fail "blkback nodes left after shutdown"
 xctl 1 vm stat $VM | grep -q Halted || fail "VM.stat does not say Halted after shutdown"
-echo "RESULT vm_start=${start}s to_ready=${boot}s hotplug=${hotplug}s unplug=${unplug}s reboot=${reboot}s shutdown=${shutdown}s"
+echo "RESULT vm_start=${start}s to_ready=${boot}s hotplug=${hotplug}s unplug=${unplug}s suspend=${suspend}s resume=${resume}s reboot=${reboot}s shutdown=${shutdown}s"
