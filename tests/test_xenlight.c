@@ -238,6 +238,24 @@ test_vbd_nodes(void **state)
     xl_dev_nodes_dispose(&n);
 }
 
+static void
+test_domid_history(void **state)
+{
+    uint32_t d[4];
+
+    (void)state;
+    assert_int_equal(xl_domid_history_parse("11 1\n13 2\n", d, 4), 2);
+    assert_int_equal(d[0], 1);
+    assert_int_equal(d[1], 2);
+    /* junk, domid 0 and reserved domids are skipped; max is honoured */
+    assert_int_equal(xl_domid_history_parse("x y\n5 0\n5 32752\n7 9 9\n"
+                                            "8 3\n9 4\n10 5\n11 6\n12 7",
+                                            d, 4), 4);
+    assert_int_equal(d[0], 3);
+    assert_int_equal(d[3], 6);
+    assert_int_equal(xl_domid_history_parse("", d, 4), 0);
+}
+
 int
 main(void)
 {
@@ -248,6 +266,7 @@ main(void)
         cmocka_unit_test(test_vif_config),
         cmocka_unit_test(test_vbd_devid),
         cmocka_unit_test(test_vbd_nodes),
+        cmocka_unit_test(test_domid_history),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

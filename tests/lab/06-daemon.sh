@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # xenlab: hosts=1 smoke
 # This checkout's build is installed in every dom0 and runs there: the
-# daemon starts (on its simulator backend until the xenlight backend is
-# in), answers xenopsctl on its socket, and drives the sample SMAPIv3
+# daemon starts (on its simulator backend: 07-xenlight drives Xen with the
+# xenlight backend), answers xenopsctl on its socket, and drives the sample SMAPIv3
 # plugin, installed where `make install` put it, against the shared
 # directory: a VM start binds the volume to a loop device in dom0 and its
 # shutdown releases it. Ends with DEBUG.shutdown.

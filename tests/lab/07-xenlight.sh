@@ -32,6 +32,10 @@ xctl 1 vbd add /shared/$SRDIR/xvda.json >/dev/null || fail "vbd add xvda failed"
 xctl 1 vbd add /shared/$SRDIR/xvdb.json >/dev/null || fail "vbd add xvdb failed"
 xctl 1 vif add /shared/$SRDIR/vif0.json >/dev/null || fail "vif add failed"
 
+# Another toolstack's domain, just destroyed: libxl refuses its domid for
+# a minute, so the daemon must not reserve it.
+guest_config lab7-xl
+lab_sh 1 "xl create -p /shared/lab7-xl.cfg && xl destroy lab7-xl" >/dev/null 2>&1 || fail "xl create/destroy failed"
 LAB_GUESTS+=("1:$VM")
 t0=$(now_ms)
 xctl 1 vm start $VM >/dev/null || fail "vm start failed"

@@ -17,12 +17,16 @@
 #include "backend/xenlight/xl_priv.h"
 #include "backend/xenlight/xl_xs.h"
 #include "util/errors.h"
+#include "util/files.h"
 #include "util/ids.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
 /* Xen's first reserved domid (DOMID_FIRST_RESERVED). */
 #define XL_DOMID_LIMIT 0x7FF0U
+/* Where libxl remembers the domids it destroyed lately. */
+#define XL_DOMID_HISTORY "/var/run/xen/domid-history"
+#define XL_DOMID_HISTORY_MAX 1024
 
 char *
 xl_rec(const char *vm, const char *key)
@@ -258,6 +262,15 @@ domid_reserved_by_other(struct xl *x, uint32_t domid, const char *vm,
     return false;
 }
 
+static bool
+domid_in(uint32_t d, const uint32_t *set, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (set[i] == d)
+            return true;
+    return false;
+}
+
 /*
  * A domid free in Xen and in no other VM's record; x->lock held. Domids
  * go up and wrap: libxl refuses a domid destroyed less than a minute ago
@@ -270,9 +283,22 @@ domid_pick_locked(struct xl *x, const char *vm, uint32_t *domid_r)
     size_t n = 0;
     char **vms = xl_xs_list(x->xs, XL_XS_ROOT, &n);
     long next = xl_xs_get_long(x->xs, XL_XS_NEXT_DOMID, 1);
+    uint32_t recent[XL_DOMID_HISTORY_MAX];
+    size_t n_recent = 0;
     libxl_dominfo info;
-    char num[16];
+    char num[16], *hist = NULL;
     int rc = xo_err_internal("no free domid");
+
+    /* Another toolstack (xl) may have destroyed domains lately: libxl
+     * would refuse their domids at build time, after this reservation
+     * has named the VM's datapaths. */
+    if (access(XL_DOMID_HISTORY, R_OK) == 0 &&
+        files_read_path(XL_DOMID_HISTORY, 64 * 1024, &hist, NULL) == 0)
+        n_recent = xl_domid_history_parse(hist, recent,
+                                          XL_DOMID_HISTORY_MAX);
+    else
+        xo_err_clear();
+    free(hist);
 
     if (next < 1 || next >= (long)XL_DOMID_LIMIT)
         next = 1;
@@ -286,7 +312,8 @@ domid_pick_locked(struct xl *x, const char *vm, uint32_t *domid_r)
             continue;
         }
         libxl_dominfo_dispose(&info);
-        if (domid_reserved_by_other(x, d, vm, vms, n))
+        if (domid_reserved_by_other(x, d, vm, vms, n) ||
+            domid_in(d, recent, n_recent))
             continue;
         snprintf(num, sizeof(num), "%ld", next);
         rc = xl_xs_put(x->xs, XL_XS_NEXT_DOMID, num);

@@ -167,6 +167,26 @@ xl_cpuid_parse(libxl_cpuid_policy_list *policy, const char *s)
     return rc;
 }
 
+size_t
+xl_domid_history_parse(const char *text, uint32_t *out, size_t max)
+{
+    size_t n = 0;
+
+    while (text && *text && n < max) {
+        unsigned long secs, domid;
+        int used = 0;
+
+        if (sscanf(text, "%lu %lu%n", &secs, &domid, &used) == 2 &&
+            (text[used] == '\n' || !text[used]) && domid > 0 &&
+            domid < 0x7FF0)
+            out[n++] = (uint32_t)domid;
+        text = strchr(text, '\n');
+        if (text)
+            text++;
+    }
+    return n;
+}
+
 /* The first n of a bitmap of size bits set (libxl_bitmap_dispose frees
  * map with free()). */
 static void

@@ -60,6 +60,12 @@ int xl_cpuid_parse(libxl_cpuid_policy_list *policy, const char *s);
 int xl_vm_config_to_libxl(const struct xl_vm_config *c, uint32_t domid,
                           const char *cpuid, libxl_domain_config *d);
 
+/* The domids of libxl's history file (text: "<seconds> <domid>" lines),
+ * which libxl refuses to reuse for a while after a destroy: at most max
+ * into out, the count returned; lines that are not two numbers are
+ * skipped. */
+size_t xl_domid_history_parse(const char *text, uint32_t *out, size_t max);
+
 /* What a VIF is plugged with, from the canonical Vif.t. */
 struct xl_vif_config {
     int devid;                  /* position */
