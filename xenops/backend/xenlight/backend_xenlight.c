@@ -9,13 +9,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libxl_utils.h>
 
 #include "backend/xenlight/xl_priv.h"
 #include "backend/xenlight/xl_xs.h"
+#include "util/clock.h"
 #include "util/errors.h"
 #include "util/files.h"
 #include "util/ids.h"
@@ -40,24 +40,6 @@ xl_fail(const char *vm, int lrc, const char *what)
     LOGVM(ERROR, vm, "libxl: %s failed (libxl error %d)", what, lrc);
     return xo_err_internal("%s failed: libxl error %d (libxl's own "
                            "messages are in the daemon's log)", what, lrc);
-}
-
-static void
-sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) && errno == EINTR)
-        ;
-}
-
-static double
-mono_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---- records ---- */
@@ -478,7 +460,7 @@ static int
 wait_state(struct xl *x, const char *path, double timeout_s,
            bool (*ok)(long state), long *state_r)
 {
-    double end = mono_now() + timeout_s;
+    double end = clock_mono_s() + timeout_s;
     long ms = 1;
 
     for (;;) {
@@ -487,9 +469,9 @@ wait_state(struct xl *x, const char *path, double timeout_s,
         *state_r = st;
         if (ok(st))
             return 0;
-        if (mono_now() > end)
+        if (clock_mono_s() > end)
             return XO_ETIMEDOUT;
-        sleep_ms(ms);
+        clock_sleep_ms(ms);
         ms = ms < 20 ? ms * 2 : 20;
     }
 }
@@ -513,15 +495,15 @@ static int
 wait_released(const char *kind, uint32_t domid, int devid, double timeout_s)
 {
     char p[96];
-    double end = mono_now() + timeout_s;
+    double end = clock_mono_s() + timeout_s;
     struct stat sb;
 
     snprintf(p, sizeof(p), "/sys/bus/xen-backend/devices/%s-%u-%d", kind,
              domid, devid);
     while (stat(p, &sb) == 0) {
-        if (mono_now() > end)
+        if (clock_mono_s() > end)
             return XO_ETIMEDOUT;
-        sleep_ms(5);
+        clock_sleep_ms(5);
     }
     return 0;
 }
@@ -862,7 +844,7 @@ xl_vm_shutdown_domain(struct backend *b, const char *vm, const char *reason,
                                     reason ? reason : "");
     if (lrc)
         return xl_fail(vm, lrc, "asking the guest to shut down");
-    end = mono_now() + timeout_s;
+    end = clock_mono_s() + timeout_s;
     for (;;) {
         libxl_dominfo_init(&info);
         if (libxl_domain_info(x->ctx, &info, domid)) {
@@ -874,7 +856,7 @@ xl_vm_shutdown_domain(struct backend *b, const char *vm, const char *reason,
         libxl_dominfo_dispose(&info);
         if (down)
             break;
-        if (mono_now() > end) {
+        if (clock_mono_s() > end) {
             LOGVM(ERROR, vm, "the guest did not shut down within %.0f s",
                   timeout_s);
             return xo_err_internal_code(XO_ETIMEDOUT, "Failed_to_shutdown: "
@@ -882,7 +864,7 @@ xl_vm_shutdown_domain(struct backend *b, const char *vm, const char *reason,
                                         "down within %.0f s", vm,
                                         timeout_s);
         }
-        sleep_ms(20);
+        clock_sleep_ms(20);
     }
     return rec_put(x, vm, "action-request",
                    strcmp(reason, "Reboot") == 0 ? "reboot" : "poweroff");

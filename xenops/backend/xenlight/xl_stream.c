@@ -18,18 +18,10 @@
 #include <linux/tcp.h>
 
 #include "backend/xenlight/xl_priv.h"
+#include "util/clock.h"
 #include "util/errors.h"
 #include "util/log.h"
 #include "util/xalloc.h"
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 /* Bytes the peer acknowledged on a TCP fd; 0 for anything else. */
 static uint64_t
@@ -178,7 +170,7 @@ send_watch(struct send *s, const struct backend_migrate_opts *o,
         if (!st->paused && !prc) {
             pthread_mutex_unlock(&s->lock);
             if (guest_suspended(s->x, s->domid)) {
-                *paused_ns = now_ns();
+                *paused_ns = clock_mono_ns();
                 prc = o->pause(o->pause_arg);
                 st->paused = prc == 0;
             }
@@ -206,7 +198,7 @@ xl_vm_migrate_send(struct backend *b, const char *vm, int fd,
     struct xl *x = b->priv;
     struct send s;
     pthread_t th;
-    uint64_t t0 = now_ns(), paused_ns = 0, bytes0 = tcp_bytes(fd, true);
+    uint64_t t0 = clock_mono_ns(), paused_ns = 0, bytes0 = tcp_bytes(fd, true);
     int rc, prc;
 
     memset(st, 0, sizeof(*st));
@@ -228,12 +220,12 @@ xl_vm_migrate_send(struct backend *b, const char *vm, int fd,
     pthread_join(th, NULL);
     /* The guest may have suspended in the very last moment. */
     if (!s.lrc && !st->paused && !prc) {
-        paused_ns = now_ns();
+        paused_ns = clock_mono_ns();
         prc = o->pause(o->pause_arg);
         st->paused = prc == 0;
     }
     st->bytes = tcp_bytes(fd, true) - bytes0;
-    st->final_ns = paused_ns ? now_ns() - paused_ns : 0;
+    st->final_ns = paused_ns ? clock_mono_ns() - paused_ns : 0;
     if (s.lrc) {
         rc = xl_fail(vm, s.lrc, "streaming the domain");
         /* Before the switch-over the guest runs on, untouched: take back
@@ -246,7 +238,7 @@ xl_vm_migrate_send(struct backend *b, const char *vm, int fd,
     rc = prc;
     if (!rc)
         LOGVM(INFO, vm, "domain %u streamed in %.1f s (%.0f ms after the "
-              "guest suspended)", s.domid, (double)(now_ns() - t0) / 1e9,
+              "guest suspended)", s.domid, (double)(clock_mono_ns() - t0) / 1e9,
               (double)st->final_ns / 1e6);
 out:
     pthread_cond_destroy(&s.cond);
