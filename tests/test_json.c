@@ -832,6 +832,11 @@ test_json_ids_tmp_id(void **state)
     assert_true(ids_is_uuid(out));
     ids_tmp_id(UUID, '0', out);
     assert_string_equal(out, "9c0f7c55-1a2b-4c3d-8e4f-000000000000");
+    /* A uuid shaped like a temporary id must not get itself back. */
+    ids_tmp_id("b0000000-0000-4000-8000-000000000001", '1', out);
+    assert_string_equal(out, "b0000000-0000-4000-8000-fffffffffff1");
+    ids_tmp_id("b0000000-0000-4000-8000-000000000000", '0', out);
+    assert_string_equal(out, "b0000000-0000-4000-8000-fffffffffff0");
 }
 
 static void

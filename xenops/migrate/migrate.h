@@ -6,8 +6,8 @@
  *
  * Sender (VM.migrate, on the VM's queue):
  *   0. export the VM's metadata with the VM's uuid rewritten to the
- *      temporary id tmp_dest (<first 24>000000000001) and import it on the
- *      receiver (RPC to xenops_url);
+ *      temporary id tmp_dest (<first 24>000000000001, ids_tmp_id) and
+ *      import it on the receiver (RPC to xenops_url);
  *   1. PUT <url>/migrate/vm/<tmp_dest> (cookies instance_id, final_id,
  *      dbg, mem_migration, compress); wait for handshake 1 (the receiver
  *      created the domain, plugged VIFs and attached the early VBDs);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "util/errors.h"
@@ -83,8 +84,10 @@ ids_check_dev(const char *id)
 void
 ids_tmp_id(const char *uuid, char which, char *out)
 {
+    bool zeros = strspn(uuid + 24, "0") >= 11;
+
     memcpy(out, uuid, 24);
-    memset(out + 24, '0', 11);
+    memset(out + 24, zeros ? 'f' : '0', 11);
     out[35] = which;
     out[36] = '\0';
 }

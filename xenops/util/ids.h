@@ -26,7 +26,9 @@ int ids_check_dev(const char *id);
 /*
  * xenopsd's temporary migration ids: the first 24 characters of uuid, then
  * eleven zeros, then which ('0' for the source, '1' for the destination).
- * uuid must be valid; out has room for IDS_UUID_LEN + 1.
+ * A uuid that already ends in eleven zeros would collide with one of them
+ * (…000000000001 is its own destination id): its temporary ids use eleven
+ * 'f's instead. uuid must be valid; out has room for IDS_UUID_LEN + 1.
  */
 void ids_tmp_id(const char *uuid, char which, char *out);
 
