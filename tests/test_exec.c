@@ -457,11 +457,32 @@ test_exec_activations_at_once_policy(void **state)
     atom_free(np);
 }
 
+/* VM_remove forgets the backend's records of the VM too (with xenlight
+ * they are in xenstore and would outlive the daemon). */
+static void
+test_exec_remove_forgets_backend_records(void **state)
+{
+    struct fx *f = *state;
+    char *diag;
+
+    assert_int_equal(run(f, atom_new_dev(ATOM_VBD_SET_ACTIVE, VM, "xvda",
+                                         true), false), 0);
+    diag = f->b->ops->diagnostics(f->b);
+    assert_non_null(strstr(diag, VM));
+    free(diag);
+    assert_int_equal(run(f, atom_new(ATOM_VM_REMOVE, VM), false), 0);
+    diag = f->b->ops->diagnostics(f->b);
+    assert_null(strstr(diag, VM));
+    free(diag);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exec_activations_at_once_policy),
+        cmocka_unit_test_setup_teardown(
+            test_exec_remove_forgets_backend_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exec_start_stop_legacy, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_exec_start_stop_split, setup,

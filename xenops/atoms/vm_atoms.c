@@ -310,7 +310,8 @@ vm_atom_destroy(struct exec_op *op, const struct atom *a)
 
 /*
  * VM_remove (vm): forget the VM: only when Halted or Suspended
- * (Bad_power_state otherwise). Deletes its document with every record.
+ * (Bad_power_state otherwise). Deletes its document with every record,
+ * and the backend's records (vm_forget).
  */
 int
 vm_atom_remove(struct exec_op *op, const struct atom *a)
@@ -337,6 +338,13 @@ vm_atom_remove(struct exec_op *op, const struct atom *a)
     rc = vmextra_remove(op->env->store, a->vm);
     if (rc)
         goto out;
+    /* The backend's own records of the VM (device flags; with xenlight
+     * in xenstore, where they would outlive the daemon) go with it. */
+    if (st.power == BACKEND_HALTED) {
+        rc = b->ops->vm_forget(b, a->vm);
+        if (rc)
+            goto out;
+    }
     if (op->env->updates) {
         for (size_t i = 0; i < doc->n_vbds; i++)
             updates_remove(op->env->updates, UPDATES_VBD, a->vm,

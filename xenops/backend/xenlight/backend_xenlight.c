@@ -110,6 +110,26 @@ xl_domid_reserved(struct xl *x, const char *vm, uint32_t *domid_r)
     return 0;
 }
 
+/* The VIFs kept for a domain that did not exist yet were created with it:
+ * a later build must not create them again. */
+static void
+drop_pending_vifs(struct xl *x, const char *vm)
+{
+    char *dir = xl_rec(vm, "vif");
+    size_t n = 0;
+    char **devs = xl_xs_list(x->xs, dir, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        char *p = xasprintf("%s/%s/config", dir, devs[i]);
+
+        if (xl_xs_put(x->xs, p, NULL))
+            xo_err_clear();
+        free(p);
+    }
+    xl_xs_list_free(devs, n);
+    free(dir);
+}
+
 int
 xl_mark_built(struct xl *x, const char *vm, uint32_t domid)
 {
@@ -120,6 +140,8 @@ xl_mark_built(struct xl *x, const char *vm, uint32_t domid)
     rc = rec_put(x, vm, "domid", num);
     if (!rc)
         rc = rec_put(x, vm, "built", "1");
+    if (!rc)
+        drop_pending_vifs(x, vm);
     return rc;
 }
 
