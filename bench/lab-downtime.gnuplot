@@ -14,4 +14,4 @@ set key top left
 plot dat using 1:2 with linespoints lw 2 title "xl migrate (Xen's toolstack)", \
      dat using 1:4 with linespoints lw 2 title "xenops-c legacy (VBD plug inside the downtime)", \
      dat using 1:6 with linespoints lw 2 title "xenops-c split (early attach, activate inside)", \
-     dat using 1:7 with points pt 6 ps 1.5 title "xenops-c split, task downtime_ms"
+     dat using 1:7 with points pt 6 ps 1.5 title "xenops-c split, its task's downtime figure"

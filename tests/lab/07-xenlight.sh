@@ -6,7 +6,8 @@
 # hot-plugs and unplugs; pause and unpause; suspend to a file and resume
 # (the guest goes on where it was, disks and all); the daemon killed with -9 and restarted finds the running guest
 # again (VM.stat, disks); reboot; shutdown leaves no domain, no blkback
-# node and no loop device.
+# node and no loop device. Last, the same VM as a PV guest boots with its
+# disk and shuts down.
 source "$(dirname "$0")/lib.sh"
 
 VM=7c0f7c55-0007-4000-8000-000000000007
@@ -122,4 +123,16 @@ lab_sh 1 "xl domid $VM" >/dev/null 2>&1 && fail "the domain is still there after
 lab_sh 1 "losetup -a" | grep -q "/shared/$SRDIR/" && fail "a volume still has a loop device after shutdown"
 [ -z "$(lab_sh 1 "xenstore-list /local/domain/0/backend/vbd/$newdom 2>/dev/null")" ] || fail "blkback nodes left after shutdown"
 xctl 1 vm stat $VM | grep -q Halted || fail "VM.stat does not say Halted after shutdown"
-echo "RESULT vm_start=${start}s to_ready=${boot}s hotplug=${hotplug}s unplug=${unplug}s suspend=${suspend}s resume=${resume}s reboot=${reboot}s shutdown=${shutdown}s"
+# PV: the same kernel, booted as a PV guest.
+xctl 1 vm remove $VM >/dev/null || fail "vm remove failed"
+VM_TY=PV vm_json lab7 "$VM" > "$SHARED/$SRDIR/vm-pv.json"
+xctl 1 vm add /shared/$SRDIR/vm-pv.json >/dev/null || fail "vm add (PV) failed"
+xctl 1 vbd add /shared/$SRDIR/xvda.json >/dev/null || fail "vbd add xvda (PV) failed"
+t0=$(now_ms)
+xctl 1 vm start $VM >/dev/null || fail "vm start (PV) failed"
+wait_count 1 "$VM" '^ready' 3 || fail "the PV guest did not come up"
+pv=$(secs_since "$t0")
+[ "$(lab_sh 1 "xl list -l $VM" | grep -c '"type": "pv"')" -ge 1 ] || fail "the domain is not PV"
+xctl 1 vm shutdown $VM --timeout 60 >/dev/null || fail "vm shutdown (PV) failed"
+lab_sh 1 "losetup -a" | grep -q "/shared/$SRDIR/" && fail "a volume still has a loop device after the PV shutdown"
+echo "RESULT vm_start=${start}s to_ready=${boot}s hotplug=${hotplug}s unplug=${unplug}s suspend=${suspend}s resume=${resume}s reboot=${reboot}s shutdown=${shutdown}s pv_to_ready=${pv}s"

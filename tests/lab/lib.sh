@@ -149,9 +149,10 @@ daemon_start() {
 # xctl HOST ARGS...: xenopsctl against HOST's daemon (ARGS are shell words).
 xctl() { local h=$1; shift; lab_sh "$h" "xenopsctl --socket $XD/xenopsd $*"; }
 
-# vm_json NAME UUID: a PVH Vm.t booting the lab guest's kernel directly.
+# vm_json NAME UUID: a PVH Vm.t booting the lab guest's kernel directly
+# (VM_TY=PV for a PV guest).
 vm_json() {
-    printf '{"id":"%s","name":"%s","memory_static_max":%d,"memory_dynamic_max":%d,"memory_dynamic_min":%d,"vcpus":1,"ty":["PVH",{"boot":["Direct",{"kernel":"/lab/guest/vmlinuz","cmdline":"console=hvc0 loglevel=4","ramdisk":"/lab/guest/initrd"}]}],"platformdata":{"tsc_mode":"2"}}\n' \
+    printf '{"id":"%s","name":"%s","memory_static_max":%d,"memory_dynamic_max":%d,"memory_dynamic_min":%d,"vcpus":1,"ty":["'"${VM_TY:-PVH}"'",{"boot":["Direct",{"kernel":"/lab/guest/vmlinuz","cmdline":"console=hvc0 loglevel=4","ramdisk":"/lab/guest/initrd"}]}],"platformdata":{"tsc_mode":"2"}}\n' \
         "$2" "$1" $((${GUEST_MIB:-96} << 20)) $((${GUEST_MIB:-96} << 20)) $((${GUEST_MIB:-96} << 20))
 }
 
