@@ -5,7 +5,8 @@
 # host 1 -> host 2 in split mode (both disks attached before the pause),
 # host 2 -> host 1 in legacy mode, then host 1 -> host 1 (localhost). After
 # each: the VM runs on the destination only, its disks are active there
-# only, the guest kept its data and heartbeat; the task result's downtime
+# only, its VIF is on the destination's bridge, the guest kept its data and
+# heartbeat; the task result's downtime
 # and the guest's own (largest heartbeat gap) are printed.
 # Then a failed receive: the receiver is killed with -9 while phase A
 # waits on an attach; the guest runs on untouched at the source, and the
@@ -34,6 +35,8 @@ head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$W/token"
 vm_json lab8 "$VM" > "$W/vm.json"
 vbd_json "$VM" xvda "$SR" vol-a > "$W/xvda.json"
 vbd_json "$VM" xvdb "$SR" vol-b > "$W/xvdb.json"
+MAC=52:54:00:00:30:08
+printf '{"id":["%s","0"],"position":0,"mac":"%s","backend":["Local","xenbr0"]}\n' "$VM" $MAC > "$W/vif0.json"
 
 start_daemon() {  # host [env]
     DAEMON_ENV="XO_SM_LOG=/shared/lab8/sm-$1.log XO_SM_LATENCY_MS_ATTACH=300 XO_SM_LATENCY_MS_ACTIVATE=10 ${2:-}" \
@@ -47,6 +50,7 @@ done
 xctl 1 vm add /shared/lab8/vm.json >/dev/null || fail "vm add failed"
 xctl 1 vbd add /shared/lab8/xvda.json >/dev/null || fail "vbd add xvda failed"
 xctl 1 vbd add /shared/lab8/xvdb.json >/dev/null || fail "vbd add xvdb failed"
+xctl 1 vif add /shared/lab8/vif0.json >/dev/null || fail "vif add failed"
 LAB_GUESTS+=("1:$CON" "2:$CON")
 xctl 1 vm start $VM >/dev/null || fail "vm start failed"
 wait_console 1 "$CON" '^ready' || fail "the guest did not come up"
@@ -70,6 +74,9 @@ migrate() {
         xctl "$from" vm stat $VM >/dev/null 2>&1 && fail "migration $n: host $from still has the VM"
     fi
     [ "$(lab_sh "$to" "xl list | grep -c '^$CON'")" = 1 ] || fail "migration $n: not exactly one domain of the VM on host $to"
+    # The VIF came with the domain (plugged before it existed, in phase A).
+    local d; d=$(lab_sh "$to" "xl domid $VM")
+    lab_sh "$to" "ls /sys/class/net/xenbr0/brif/" | grep -q "^vif$d.0$" || fail "migration $n: vif$d.0 is not on xenbr0 on host $to"
     wait_count "$to" "$CON" "^hb " 1 >/dev/null
     local after; after=$(last_beat "$to" "$CON")
     sleep 1
