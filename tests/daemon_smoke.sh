@@ -74,4 +74,12 @@ ctl vm shutdown "$VM" >/dev/null || fail "vm shutdown (split)"
 ctl vm list | grep "$VM" | grep -q Halted || fail "VM not Halted"
 ctl vm remove "$VM" >/dev/null || fail "vm remove"
 stop
+# backend = xenlight where Xen is not running: a clear error, no socket.
+if "$B/xenopsd-c" --help | grep -q 'simulator, xenlight' && [ ! -e /proc/xen/capabilities ]; then
+    "$B/xenopsd-c" --backend xenlight --sockets-path "$work/xl" \
+        --database-path "$work/xl/db" >"$work/xl.out" 2>&1 </dev/null
+    [ $? -ne 0 ] || fail "xenlight backend started without Xen"
+    grep -q "cannot connect to Xen" "$work/xl.out" || fail "no clear error for xenlight without Xen"
+    [ ! -S "$work/xl/xenopsd" ] || fail "xenlight without Xen left a socket"
+fi
 echo "1 passed, 0 failed"

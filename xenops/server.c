@@ -206,12 +206,37 @@ admin_legacy_set(void *ctx, bool value)
     server_set_legacy(ctx, value);
 }
 
+/* The backend the configuration names (config_validate has checked that
+ * it is built in). */
+static int
+server_backend_new(const struct config *cfg, struct backend **b_r)
+{
+    if (strcmp(cfg->backend, "simulator") == 0) {
+        struct backend_sim_config sc;
+
+        memset(&sc, 0, sizeof(sc));
+        sc.memory_cap_bytes = cfg->sim_memory_cap_mib << 20;
+        sc.dirty_pages_per_sec = cfg->sim_dirty_pages_per_sec;
+        sc.heartbeat_ms = (int)cfg->sim_heartbeat_ms;
+        return backend_sim_new(&sc, b_r);
+    }
+#ifdef HAVE_XEN
+    if (strcmp(cfg->backend, "xenlight") == 0) {
+        struct backend_xenlight_config xc = {
+            cfg->xenlight_cpuid, (double)cfg->xenlight_unplug_timeout_s };
+
+        return backend_xenlight_new(&xc, b_r);
+    }
+#endif
+    LOG(ERROR, "backend '%s' is not built into this binary", cfg->backend);
+    return xo_err_unimplemented(cfg->backend);
+}
+
 int
 server_new(const struct config *cfg, struct backend *backend,
            struct server **srv_r)
 {
     struct server *srv = xcalloc(1, sizeof(*srv));
-    struct backend_sim_config simcfg;
     int n = cfg->worker_pool_size;
     int rc;
 
@@ -224,31 +249,12 @@ server_new(const struct config *cfg, struct backend *backend,
     rc = vmextra_store_open(cfg->database_path, cfg->persist, &srv->store);
     if (rc)
         goto out;
-    if (backend) {
+    if (backend)
         srv->backend = backend;
-    } else if (strcmp(cfg->backend, "simulator") == 0) {
-        memset(&simcfg, 0, sizeof(simcfg));
-        simcfg.memory_cap_bytes = cfg->sim_memory_cap_mib << 20;
-        simcfg.dirty_pages_per_sec = cfg->sim_dirty_pages_per_sec;
-        simcfg.heartbeat_ms = (int)cfg->sim_heartbeat_ms;
-        rc = backend_sim_new(&simcfg, &srv->backend);
-        if (rc)
-            goto out;
-#ifdef HAVE_XEN
-    } else if (strcmp(cfg->backend, "xenlight") == 0) {
-        struct backend_xenlight_config xc = {
-            cfg->xenlight_cpuid, (double)cfg->xenlight_unplug_timeout_s };
-
-        rc = backend_xenlight_new(&xc, &srv->backend);
-        if (rc)
-            goto out;
-#endif
-    } else {
-        LOG(ERROR, "backend '%s' is not built into this binary",
-            cfg->backend);
-        rc = xo_err_unimplemented(cfg->backend);
+    else
+        rc = server_backend_new(cfg, &srv->backend);
+    if (rc)
         goto out;
-    }
     rc = sm_new(&srv->sm);
     if (rc)
         goto out;

@@ -230,10 +230,8 @@ xl_vm_libxl_config(struct xl *x, const char *vm, uint32_t domid,
 /* ---- VMs ---- */
 
 static void
-xl_destroy(struct backend *b)
+xl_free(struct xl *x)
 {
-    struct xl *x = b->priv;
-
     while (x->vms) {
         struct xl_vm *v = x->vms;
 
@@ -251,6 +249,12 @@ xl_destroy(struct backend *b)
     pthread_mutex_destroy(&x->lock);
     free(x->cpuid);
     free(x);
+}
+
+static void
+xl_destroy(struct backend *b)
+{
+    xl_free(b->priv);
     free(b);
 }
 
@@ -349,11 +353,9 @@ xl_vm_create(struct backend *b, const char *vm,
         rc = xo_err_set_json(rc, why);
         goto out;
     }
-    if (strcmp(v->cfg.id, vm) != 0) {
-        /* A migration's temporary id: the record is the stored Vm.t of
-         * that id, so this only happens on a corrupted store. */
-        memcpy(v->cfg.id, vm, sizeof(v->cfg.id));
-    }
+    /* The domain takes the id it is created under (the Vm.t's own id is
+     * the same unless the store was edited by hand). */
+    memcpy(v->cfg.id, vm, sizeof(v->cfg.id));
     if (xl_domain_of(x, vm, &domid, NULL)) {
         rc = xo_err_already_exists("domain", vm);
         goto out;
@@ -567,7 +569,8 @@ xl_vbd_add_device(struct backend *b, const char *vm, const char *dev,
         rc = need_domain(x, vm, &domid, NULL);
     if (rc)
         goto out;
-    if (rec_long(x, vm, (p = xasprintf("vbd/%s/active", dev)), 0) != 1) {
+    p = xasprintf("vbd/%s/active", dev);
+    if (rec_long(x, vm, p, 0) != 1) {
         rc = xo_err_internal_code(XO_EINVAL, "VBD %s is not active", dev);
         goto out;
     }
@@ -779,7 +782,8 @@ static int
 xl_vm_rename(struct backend *b, const char *old_id, const char *new_id)
 {
     struct xl *x = b->priv;
-    char *from = NULL, *to = NULL;
+    char *from = NULL, *to = NULL, *probe;
+    struct xl_vm *v;
     xen_domain_handle_t h;
     libxl_uuid u;
     uint32_t domid, other;
@@ -812,16 +816,12 @@ xl_vm_rename(struct backend *b, const char *old_id, const char *new_id)
     to = xasprintf(XL_XS_ROOT "/%s", new_id);
     if (xl_xs_put(x->xs, to, NULL))
         xo_err_clear();
-    {
-        char *probe = xl_xs_get(x->xs, from);
-
-        rc = probe ? xl_xs_move(x->xs, from, to) : 0;
-        free(probe);
-    }
+    probe = xl_xs_get(x->xs, from);
+    rc = probe ? xl_xs_move(x->xs, from, to) : 0;
+    free(probe);
     if (!rc) {
         pthread_mutex_lock(&x->lock);
-        struct xl_vm *v = vm_find_locked(x, old_id);
-
+        v = vm_find_locked(x, old_id);
         if (v)
             memcpy(v->cfg.id, new_id, sizeof(v->cfg.id));
         pthread_mutex_unlock(&x->lock);
@@ -1242,12 +1242,7 @@ backend_xenlight_new(const struct backend_xenlight_config *cfg,
     *b_r = b;
     x = NULL;
 out:
-    if (x) {
-        struct backend tmp = { &xl_ops, x };
-        struct backend *heap = xcalloc(1, sizeof(*heap));
-
-        *heap = tmp;
-        xl_destroy(heap);
-    }
+    if (x)
+        xl_free(x);
     return rc;
 }
